@@ -1,0 +1,582 @@
+//! # rcf-core: a Random Cut Forest engine
+//!
+//! Batch and streaming Random Cut Forests (Guha, Mishra, Roy, Schrijvers, "Robust Random Cut
+//! Forest Based Anomaly Detection on Streams", ICML 2016) with the anomaly score of AWS's
+//! open-source library (`random-cut-forest-by-aws`, the implementation behind SageMaker's
+//! built-in RCF), per-dimension attribution, time-decayed reservoir sampling, shingling and a
+//! versioned, checksummed binary format. Pure computation: no I/O, no logging, no global state.
+//!
+//! ## Trees
+//!
+//! Each tree keeps its own sample of the data. A tree is built by random cuts: on a bounding
+//! box, the cut dimension `i` is chosen with probability `(max_i - min_i) / Σ_j (max_j - min_j)`
+//! and the cut value uniformly in `[min_i, max_i)`; points with `x_i <= cut` go left. Streaming
+//! insertion follows Guha et al. (a random cut on the box extended by the new point; if it
+//! separates the point from the subtree a new node is created there, otherwise the box is
+//! extended and the insertion descends); deletion removes the leaf (or lowers its mass: equal
+//! points share a leaf with a mass count, as in the reference) and shrinks ancestor boxes.
+//!
+//! ## Sampling
+//!
+//! A point arriving at sequence index `t` gets, in each tree, the weight
+//! `w = -λ·t + ln(-ln u)` with `u` uniform in (0, 1) drawn from the tree's own generator and
+//! `λ = time_decay`; each tree keeps the `num_samples_per_tree` points of smallest weight (the
+//! reference `CompactSampler` rule). With `λ = 0` this is a uniform reservoir; `λ > 0` favours
+//! recent points. Batch [`Forest::fit`] makes one pass over the rows with this rule, then builds
+//! every tree from its sample by recursive random cuts.
+//!
+//! ## Anomaly score (the formula implemented)
+//!
+//! The reference `AnomalyScoreVisitor` (Java `com.amazon.randomcutforest.anomalydetection`,
+//! Rust `visitor/scalarscorevisitor.rs`) with the default functions of `CommonUtils`:
+//!
+//! * `scoreSeen(depth, mass) = 1 / (depth + log2(mass + 1))`
+//! * `scoreUnseen(depth, mass) = 1 / (depth + 1)`
+//! * `damp(leafMass, treeMass) = 1 - leafMass / (2 · treeMass)`
+//! * `normalizer(score, treeMass) = score · log2(treeMass + 1)`
+//!
+//! For a point `x` the visitor descends to the leaf `x` would reach (root at depth 0). At the
+//! leaf (depth `h`, mass `m`): `S_h = damp(m, M) · scoreSeen(h, m)` if the leaf's point equals
+//! `x`, otherwise `S_h = scoreUnseen(h)`. Going back up, each internal node `k` at depth `k`
+//! with box `B_k` contributes through the probability that a random cut of `B_k ∪ {x}`
+//! separates `x` from `B_k`,
+//!
+//! `p_k = Σ_i (max(0, min_i - x_i) + max(0, x_i - max_i)) / Σ_i (max(max_i, x_i) - min(min_i, x_i))`,
+//!
+//! as `S_k = p_k · scoreUnseen(k) + (1 - p_k) · S_{k+1}`. The tree score is
+//! `normalizer(S_0, M)` with `M` the tree's mass, and the forest score is the average over the
+//! non-empty trees (0 for an empty forest). This crate evaluates the same recurrence root to
+//! leaf in one pass, `S_0 = Σ_k (Π_{j<k} (1 - p_j)) · p_k / (k + 1) + (Π_k (1 - p_k)) · S_h`,
+//! without inserting the point. A point inside every box on its path that is not in the
+//! sample scores `log2(M + 1) / (h + 1)`, about 1 for typical points at 256 samples; a point
+//! far from all data scores close to `log2(M + 1)` (8.0 at 256 samples).
+//!
+//! ## Attribution
+//!
+//! [`Forest::attribution`] splits the same sum into directions (the reference
+//! `AnomalyAttributionVisitor`): at node `k` the term `p_k / (k + 1)` is shared among the
+//! dimensions in proportion to how far `x` lies outside the box in each, into `high[i]` when
+//! `x_i > max_i` and `low[i]` when `x_i < min_i`; the leaf term is shared in proportion to
+//! `|x_i - leaf_i|`, and, when `x` equals the leaf point (a duplicate, which no direction
+//! explains), evenly over all `2·d` entries. So `Σ_i high[i] + low[i] == score(x)` up to
+//! rounding.
+//!
+//! ## Determinism
+//!
+//! Tree `t` draws from its own PCG generator seeded from `(seed, t)` by SplitMix64; nothing
+//! uses a global or thread-local generator. Scores are sums over trees in tree order, so
+//! batch and parallel scoring return bit-identical values whatever the thread count.
+
+mod error;
+mod format;
+mod rng;
+mod shingle;
+mod tree;
+
+pub use error::RcfError;
+pub use shingle::Shingle;
+
+use ndarray::ArrayView2;
+use rng::Pcg;
+use tree::{Tree, NIL};
+
+/// Hyperparameters (SageMaker's names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForestConfig {
+    /// `num_trees`: 50..=1000, default 100.
+    pub num_trees: usize,
+    /// `num_samples_per_tree`: 1..=2048, default 256.
+    pub num_samples_per_tree: usize,
+    /// Seed of every random choice (sampling and cuts).
+    pub seed: u64,
+    /// Time decay λ of the sampler: 0 = uniform reservoir (default); must be finite and ≥ 0.
+    pub time_decay: f64,
+}
+
+impl Default for ForestConfig {
+    fn default() -> Self {
+        ForestConfig {
+            num_trees: 100,
+            num_samples_per_tree: 256,
+            seed: 0,
+            time_decay: 0.0,
+        }
+    }
+}
+
+impl ForestConfig {
+    pub const MIN_TREES: usize = 50;
+    pub const MAX_TREES: usize = 1000;
+    pub const MIN_SAMPLES: usize = 1;
+    pub const MAX_SAMPLES: usize = 2048;
+
+    /// Check every hyperparameter against its allowed range.
+    pub fn validate(&self) -> Result<(), RcfError> {
+        if !(Self::MIN_TREES..=Self::MAX_TREES).contains(&self.num_trees) {
+            return Err(RcfError::InvalidHyperparameter {
+                name: "num_trees",
+                allowed: format!(
+                    "an integer between {} and {} (inclusive)",
+                    Self::MIN_TREES,
+                    Self::MAX_TREES
+                ),
+                value: self.num_trees.to_string(),
+            });
+        }
+        if !(Self::MIN_SAMPLES..=Self::MAX_SAMPLES).contains(&self.num_samples_per_tree) {
+            return Err(RcfError::InvalidHyperparameter {
+                name: "num_samples_per_tree",
+                allowed: format!(
+                    "an integer between {} and {} (inclusive)",
+                    Self::MIN_SAMPLES,
+                    Self::MAX_SAMPLES
+                ),
+                value: self.num_samples_per_tree.to_string(),
+            });
+        }
+        if !(self.time_decay.is_finite() && self.time_decay >= 0.0) {
+            return Err(RcfError::InvalidHyperparameter {
+                name: "time_decay",
+                allowed: "a finite number >= 0 (0 means a uniform reservoir)".into(),
+                value: self.time_decay.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Per-dimension contributions to a score: `high[i]` when the point lies above the data in
+/// dimension `i`, `low[i]` when below.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiVector {
+    pub high: Vec<f64>,
+    pub low: Vec<f64>,
+}
+
+impl DiVector {
+    pub fn zeros(dim: usize) -> Self {
+        DiVector {
+            high: vec![0.0; dim],
+            low: vec![0.0; dim],
+        }
+    }
+
+    /// Sum of all contributions (equals the score).
+    pub fn total(&self) -> f64 {
+        self.high.iter().sum::<f64>() + self.low.iter().sum::<f64>()
+    }
+
+    /// `high[i] + low[i]` per dimension.
+    pub fn per_dim(&self) -> Vec<f64> {
+        self.high
+            .iter()
+            .zip(&self.low)
+            .map(|(h, l)| h + l)
+            .collect()
+    }
+}
+
+/// One tree with its sampler state and generator.
+#[derive(Clone)]
+pub(crate) struct TreeState {
+    pub(crate) tree: Tree,
+    pub(crate) rng: Pcg,
+    /// Max-heap on weight of (weight, leaf index) for every sampled point.
+    pub(crate) heap: Vec<(f64, u32)>,
+}
+
+#[inline]
+fn weight(u: f64, lambda: f64, seq: u64) -> f64 {
+    -lambda * seq as f64 + (-u.ln()).ln()
+}
+
+fn sift_down<T: Copy>(h: &mut [(f64, T)], mut i: usize) {
+    let n = h.len();
+    loop {
+        let l = 2 * i + 1;
+        if l >= n {
+            break;
+        }
+        let r = l + 1;
+        let c = if r < n && h[r].0 > h[l].0 { r } else { l };
+        if h[c].0 > h[i].0 {
+            h.swap(c, i);
+            i = c;
+        } else {
+            break;
+        }
+    }
+}
+
+fn sift_up<T: Copy>(h: &mut [(f64, T)], mut i: usize) {
+    while i > 0 {
+        let p = (i - 1) / 2;
+        if h[i].0 > h[p].0 {
+            h.swap(i, p);
+            i = p;
+        } else {
+            break;
+        }
+    }
+}
+
+/// Decide whether a weight reservoir of capacity `cap` keeps the point offered at sequence
+/// index `seq`; returns its weight when kept (the caller then evicts the top when full).
+#[inline]
+fn reservoir_decide<T>(
+    heap: &[(f64, T)],
+    cap: usize,
+    rng: &mut Pcg,
+    lambda: f64,
+    seq: u64,
+) -> Option<f64> {
+    let u = rng.next_open01();
+    if heap.len() < cap {
+        return Some(weight(u, lambda, seq));
+    }
+    // w < wmax  <=>  u > exp(-exp(wmax + λ t)): cheap rejection without logarithms
+    let top = heap[0].0 + lambda * seq as f64;
+    let thr = (-top.exp()).exp();
+    if u <= thr {
+        return None;
+    }
+    let w = weight(u, lambda, seq);
+    (w < heap[0].0).then_some(w)
+}
+
+/// Put an accepted item: replaces the top (largest weight) when full, else pushes.
+#[inline]
+fn reservoir_put<T: Copy>(heap: &mut Vec<(f64, T)>, cap: usize, w: f64, item: T) {
+    if heap.len() < cap {
+        heap.push((w, item));
+        let n = heap.len() - 1;
+        sift_up(heap, n);
+    } else {
+        heap[0] = (w, item);
+        sift_down(heap, 0);
+    }
+}
+
+/// A Random Cut Forest. `Clone + Debug + Send + Sync`.
+#[derive(Clone)]
+pub struct Forest {
+    dim: usize,
+    config: ForestConfig,
+    trees: Vec<TreeState>,
+    /// Number of points offered so far (rows of `fit` plus `update` calls).
+    seq: u64,
+}
+
+impl std::fmt::Debug for Forest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forest")
+            .field("dim", &self.dim)
+            .field("config", &self.config)
+            .field("points_seen", &self.seq)
+            .field("sampled_points", &self.total_mass())
+            .finish()
+    }
+}
+
+impl Forest {
+    /// An empty streaming forest for `dim`-dimensional points.
+    pub fn new(dim: usize, config: ForestConfig) -> Result<Forest, RcfError> {
+        config.validate()?;
+        if dim == 0 {
+            return Err(RcfError::NoDimensions);
+        }
+        let trees = (0..config.num_trees)
+            .map(|t| TreeState {
+                tree: Tree::new(dim),
+                rng: Pcg::new(config.seed, t as u64),
+                heap: Vec::new(),
+            })
+            .collect();
+        Ok(Forest {
+            dim,
+            config,
+            trees,
+            seq: 0,
+        })
+    }
+
+    /// Batch training: one pass over the rows, each tree keeping its own reservoir sample
+    /// (uniform when `time_decay == 0`), then every tree built by recursive random cuts.
+    pub fn fit(data: ArrayView2<f32>, config: ForestConfig) -> Result<Forest, RcfError> {
+        config.validate()?;
+        let (n, d) = data.dim();
+        if d == 0 {
+            return Err(RcfError::NoDimensions);
+        }
+        if n == 0 {
+            return Err(RcfError::NoRows);
+        }
+        for (r, row) in data.outer_iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                if !v.is_finite() {
+                    return Err(RcfError::NonFinite {
+                        row: r,
+                        column: c,
+                        value: v,
+                    });
+                }
+            }
+        }
+        let mut forest = Forest::new(d, config)?;
+        let cap = forest.config.num_samples_per_tree;
+        let lambda = forest.config.time_decay;
+        let mut samples: Vec<Vec<(f64, usize)>> = (0..forest.trees.len())
+            .map(|_| Vec::with_capacity(cap))
+            .collect();
+        for i in 0..n {
+            for (ts, heap) in forest.trees.iter_mut().zip(samples.iter_mut()) {
+                if let Some(w) = reservoir_decide(heap, cap, &mut ts.rng, lambda, i as u64) {
+                    reservoir_put(heap, cap, w, i);
+                }
+            }
+        }
+        let mut buf = Vec::with_capacity(cap * d);
+        for (ts, heap) in forest.trees.iter_mut().zip(samples) {
+            buf.clear();
+            for &(_, row) in &heap {
+                buf.extend(data.row(row).iter());
+            }
+            let leaves = ts.tree.build(&buf, &mut ts.rng);
+            ts.heap = heap.iter().zip(leaves).map(|(&(w, _), l)| (w, l)).collect();
+        }
+        forest.seq = n as u64;
+        Ok(forest)
+    }
+
+    /// Number of dimensions of the points.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &ForestConfig {
+        &self.config
+    }
+
+    /// Number of points offered to the forest so far (training rows plus updates).
+    pub fn points_seen(&self) -> u64 {
+        self.seq
+    }
+
+    /// Total number of points held in the tree samples.
+    pub fn total_mass(&self) -> u64 {
+        self.trees.iter().map(|t| t.tree.mass as u64).sum()
+    }
+
+    fn check_point(&self, point: &[f32]) -> Result<(), RcfError> {
+        if point.len() != self.dim {
+            return Err(RcfError::DimensionMismatch {
+                expected: self.dim,
+                got: point.len(),
+            });
+        }
+        if let Some((c, &v)) = point.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(RcfError::NonFinite {
+                row: 0,
+                column: c,
+                value: v,
+            });
+        }
+        Ok(())
+    }
+
+    /// Anomaly score of `point` (see the crate docs for the formula), averaged over trees.
+    /// 0.0 for an empty forest.
+    ///
+    /// # Panics
+    /// When `point.len() != self.dim()` (use [`Forest::try_score`] to get an error instead).
+    pub fn score(&self, point: &[f32]) -> f64 {
+        assert_eq!(
+            point.len(),
+            self.dim,
+            "point has {} values but the forest has dimension {}",
+            point.len(),
+            self.dim
+        );
+        let mut s = 0.0;
+        let mut k = 0usize;
+        for ts in &self.trees {
+            if ts.tree.root != NIL {
+                s += ts.tree.score(point);
+                k += 1;
+            }
+        }
+        if k == 0 {
+            0.0
+        } else {
+            s / k as f64
+        }
+    }
+
+    /// [`Forest::score`] with the point checked first (dimension, finite values).
+    pub fn try_score(&self, point: &[f32]) -> Result<f64, RcfError> {
+        self.check_point(point)?;
+        Ok(self.score(point))
+    }
+
+    /// Scores of every row, single thread; the same values as [`Forest::score`].
+    /// Walks one tree over a block of points at a time for cache reuse.
+    ///
+    /// # Panics
+    /// When `points.ncols() != self.dim()`.
+    pub fn score_batch(&self, points: ArrayView2<f32>) -> Vec<f64> {
+        let mut out = vec![0.0; points.nrows()];
+        self.score_rows_into(points, &mut out);
+        out
+    }
+
+    /// Scores of every row on `threads` threads (contiguous chunks of rows); the values are
+    /// identical to [`Forest::score_batch`] whatever `threads`.
+    pub fn score_batch_parallel(&self, points: ArrayView2<f32>, threads: usize) -> Vec<f64> {
+        let n = points.nrows();
+        let mut out = vec![0.0; n];
+        let threads = threads.max(1).min(n.div_ceil(64).max(1));
+        if threads <= 1 {
+            self.score_rows_into(points, &mut out);
+            return out;
+        }
+        let chunk = n.div_ceil(threads);
+        std::thread::scope(|s| {
+            for (c, slice) in out.chunks_mut(chunk).enumerate() {
+                let start = c * chunk;
+                let view = points.slice(ndarray::s![start..start + slice.len(), ..]);
+                s.spawn(move || self.score_rows_into(view, slice));
+            }
+        });
+        out
+    }
+
+    fn score_rows_into(&self, points: ArrayView2<f32>, out: &mut [f64]) {
+        const BLOCK: usize = 64;
+        let d = self.dim;
+        assert_eq!(
+            points.ncols(),
+            d,
+            "points have {} columns but the forest has dimension {}",
+            points.ncols(),
+            d
+        );
+        let active: Vec<&Tree> = self
+            .trees
+            .iter()
+            .map(|t| &t.tree)
+            .filter(|t| t.root != NIL)
+            .collect();
+        if active.is_empty() {
+            out.iter_mut().for_each(|v| *v = 0.0);
+            return;
+        }
+        let k = active.len() as f64;
+        let mut buf = vec![0.0f32; BLOCK * d];
+        let n = points.nrows();
+        let mut start = 0;
+        while start < n {
+            let m = BLOCK.min(n - start);
+            for j in 0..m {
+                let row = points.row(start + j);
+                let dst = &mut buf[j * d..(j + 1) * d];
+                match row.as_slice() {
+                    Some(s) => dst.copy_from_slice(s),
+                    None => dst.iter_mut().zip(row.iter()).for_each(|(a, &b)| *a = b),
+                }
+            }
+            let acc = &mut out[start..start + m];
+            acc.iter_mut().for_each(|v| *v = 0.0);
+            for t in &active {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += t.score(&buf[j * d..(j + 1) * d]);
+                }
+            }
+            acc.iter_mut().for_each(|v| *v /= k);
+            start += m;
+        }
+    }
+
+    /// Per-dimension attribution of [`Forest::score`]: `high[i] + low[i]` summed over `i`
+    /// equals the score (up to rounding).
+    ///
+    /// # Panics
+    /// When `point.len() != self.dim()`.
+    pub fn attribution(&self, point: &[f32]) -> DiVector {
+        assert_eq!(
+            point.len(),
+            self.dim,
+            "point has {} values but the forest has dimension {}",
+            point.len(),
+            self.dim
+        );
+        let mut dv = DiVector::zeros(self.dim);
+        let k = self.trees.iter().filter(|t| t.tree.root != NIL).count();
+        if k == 0 {
+            return dv;
+        }
+        let scale = 1.0 / k as f64;
+        for ts in &self.trees {
+            if ts.tree.root != NIL {
+                ts.tree.attribution(point, scale, &mut dv.high, &mut dv.low);
+            }
+        }
+        dv
+    }
+
+    /// Streaming update: offer `point` to every tree's time-decayed reservoir; a tree that
+    /// accepts it evicts its largest-weight point (deleted from the tree) and inserts this one.
+    ///
+    /// # Panics
+    /// When the point has the wrong dimension or a non-finite value (see [`Forest::try_update`]).
+    pub fn update(&mut self, point: &[f32]) {
+        if let Err(e) = self.try_update(point) {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Forest::update`] returning an error for a wrong dimension or non-finite values.
+    pub fn try_update(&mut self, point: &[f32]) -> Result<(), RcfError> {
+        self.check_point(point)?;
+        let seq = self.seq;
+        self.seq += 1;
+        let cap = self.config.num_samples_per_tree;
+        let lambda = self.config.time_decay;
+        for ts in &mut self.trees {
+            let TreeState { tree, rng, heap } = ts;
+            if let Some(w) = reservoir_decide(heap, cap, rng, lambda, seq) {
+                if heap.len() >= cap {
+                    tree.delete(heap[0].1);
+                }
+                let leaf = tree.insert(point, rng);
+                reservoir_put(heap, cap, w, leaf);
+            }
+        }
+        Ok(())
+    }
+
+    /// Approximate heap size of the model in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Forest>()
+            + self.trees.capacity() * std::mem::size_of::<TreeState>()
+            + self
+                .trees
+                .iter()
+                .map(|t| t.tree.heap_bytes() + t.heap.capacity() * 16)
+                .sum::<usize>()
+    }
+
+    /// Serialise to the versioned, checksummed binary format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format::encode(self)
+    }
+
+    /// Load a forest written by [`Forest::to_bytes`]. Truncated, corrupted or
+    /// wrong-version input is an error, never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Forest, RcfError> {
+        format::decode(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,776 @@
+//! One random cut tree: flat arrays of internal nodes (compact 32-byte structs plus a
+//! contiguous `[min.., max..]` bounding box per node) and a slab of leaves (point + mass).
+//!
+//! Child references are `u32`: an internal node index, or a leaf index with [`LEAF`] set.
+
+use crate::rng::Pcg;
+
+pub(crate) const NIL: u32 = u32::MAX;
+pub(crate) const LEAF: u32 = 1 << 31;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub(crate) struct Node {
+    /// Sum over dimensions of (max - min) of the node's bounding box, in f64.
+    pub range: f64,
+    pub cut_val: f32,
+    pub cut_dim: u32,
+    pub left: u32,
+    pub right: u32,
+    pub parent: u32,
+    pub mass: u32,
+}
+
+#[derive(Clone)]
+pub(crate) struct Tree {
+    pub dim: usize,
+    pub root: u32,
+    pub nodes: Vec<Node>,
+    /// `2 * dim` floats per node: the box minimum then the box maximum.
+    pub bounds: Vec<f32>,
+    pub free_nodes: Vec<u32>,
+    /// `dim` floats per leaf.
+    pub leaf_points: Vec<f32>,
+    /// 0 marks a free leaf slot.
+    pub leaf_mass: Vec<u32>,
+    pub leaf_parent: Vec<u32>,
+    pub free_leaves: Vec<u32>,
+    /// Total number of points (sum of leaf masses).
+    pub mass: u32,
+}
+
+/// Previous representable f32 below `b` (b finite).
+#[inline]
+pub(crate) fn prev_f32(b: f32) -> f32 {
+    if b == 0.0 {
+        -f32::from_bits(1)
+    } else if b > 0.0 {
+        f32::from_bits(b.to_bits() - 1)
+    } else {
+        f32::from_bits(b.to_bits() + 1)
+    }
+}
+
+/// Random cut on a box given per dimension by `get(i) -> (min, max)`: dimension with
+/// probability proportional to its range, value uniform within it (`r` uniform in [0,1)).
+/// Returns `None` when the box has zero volume in every dimension.
+/// The cut value `c` satisfies `min <= c < max`; points go left when `x <= c`.
+#[inline]
+pub(crate) fn choose_cut<F: Fn(usize) -> (f32, f32)>(
+    d: usize,
+    get: F,
+    r: f64,
+) -> Option<(usize, f32)> {
+    let mut total = 0.0f64;
+    for i in 0..d {
+        let (a, b) = get(i);
+        total += b as f64 - a as f64;
+    }
+    if total <= 0.0 || !total.is_finite() {
+        return None;
+    }
+    let mut t = r * total;
+    let mut last = None;
+    for i in 0..d {
+        let (a, b) = get(i);
+        let w = b as f64 - a as f64;
+        if w > 0.0 {
+            if t < w {
+                return Some((i, finish_cut(a, b, t)));
+            }
+            t -= w;
+            last = Some((i, a, b, w));
+        }
+    }
+    // rounding pushed t past the last positive range: cut in the last positive dimension
+    last.map(|(i, a, b, w)| (i, finish_cut(a, b, w * 0.5)))
+}
+
+#[inline]
+fn finish_cut(a: f32, b: f32, off: f64) -> f32 {
+    let c = (a as f64 + off) as f32;
+    if c >= b {
+        prev_f32(b).max(a)
+    } else if c < a {
+        a
+    } else {
+        c
+    }
+}
+
+/// Sum over dimensions of how far `x` lies outside the box `[lo, hi]` (0 when inside).
+/// Fixed summation order (8 lanes, then pairwise), so the value is the same wherever it is
+/// computed (scores and attribution share it).
+#[inline(always)]
+pub(crate) fn outside(lo: &[f32], hi: &[f32], x: &[f32]) -> f32 {
+    let d = x.len();
+    let lo = &lo[..d];
+    let hi = &hi[..d];
+    let mut acc = [0.0f32; 8];
+    let mut lc = lo.chunks_exact(8);
+    let mut hc = hi.chunks_exact(8);
+    let mut xc = x.chunks_exact(8);
+    for ((l, h), p) in (&mut lc).zip(&mut hc).zip(&mut xc) {
+        for j in 0..8 {
+            let below = l[j] - p[j];
+            let above = p[j] - h[j];
+            let below = if below > 0.0 { below } else { 0.0 };
+            let above = if above > 0.0 { above } else { 0.0 };
+            acc[j] += below + above;
+        }
+    }
+    let mut tail = 0.0f32;
+    for ((l, h), p) in lc
+        .remainder()
+        .iter()
+        .zip(hc.remainder())
+        .zip(xc.remainder())
+    {
+        let below = l - p;
+        let above = p - h;
+        let below = if below > 0.0 { below } else { 0.0 };
+        let above = if above > 0.0 { above } else { 0.0 };
+        tail += below + above;
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])) + tail
+}
+
+#[inline]
+fn range_of(lo: &[f32], hi: &[f32]) -> f64 {
+    lo.iter().zip(hi).map(|(&a, &b)| b as f64 - a as f64).sum()
+}
+
+/// The reference scoring functions (AWS random-cut-forest-by-aws `CommonUtils`).
+#[inline]
+pub(crate) fn score_seen(depth: f64, mass: f64) -> f64 {
+    1.0 / (depth + (mass + 1.0).log2())
+}
+#[inline]
+pub(crate) fn score_unseen(depth: f64) -> f64 {
+    1.0 / (depth + 1.0)
+}
+#[inline]
+pub(crate) fn damp(leaf_mass: f64, tree_mass: f64) -> f64 {
+    1.0 - leaf_mass / (2.0 * tree_mass)
+}
+#[inline]
+pub(crate) fn normalizer(tree_mass: f64) -> f64 {
+    (tree_mass + 1.0).log2()
+}
+
+impl Tree {
+    pub(crate) fn new(dim: usize) -> Self {
+        Tree {
+            dim,
+            root: NIL,
+            nodes: Vec::new(),
+            bounds: Vec::new(),
+            free_nodes: Vec::new(),
+            leaf_points: Vec::new(),
+            leaf_mass: Vec::new(),
+            leaf_parent: Vec::new(),
+            free_leaves: Vec::new(),
+            mass: 0,
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.bounds.capacity() * 4
+            + self.free_nodes.capacity() * 4
+            + self.leaf_points.capacity() * 4
+            + self.leaf_mass.capacity() * 4
+            + self.leaf_parent.capacity() * 4
+            + self.free_leaves.capacity() * 4
+    }
+
+    #[inline]
+    pub(crate) fn leaf_point(&self, l: usize) -> &[f32] {
+        &self.leaf_points[l * self.dim..(l + 1) * self.dim]
+    }
+
+    #[inline]
+    pub(crate) fn node_box(&self, n: usize) -> (&[f32], &[f32]) {
+        let d = self.dim;
+        self.bounds[n * 2 * d..(n + 1) * 2 * d].split_at(d)
+    }
+
+    /// Box of a child reference (a leaf's box is its point).
+    #[inline]
+    pub(crate) fn ref_box(&self, r: u32) -> (&[f32], &[f32]) {
+        if r & LEAF != 0 {
+            let p = self.leaf_point((r & !LEAF) as usize);
+            (p, p)
+        } else {
+            self.node_box(r as usize)
+        }
+    }
+
+    #[inline]
+    pub(crate) fn ref_mass(&self, r: u32) -> u32 {
+        if r & LEAF != 0 {
+            self.leaf_mass[(r & !LEAF) as usize]
+        } else {
+            self.nodes[r as usize].mass
+        }
+    }
+
+    fn set_parent(&mut self, r: u32, p: u32) {
+        if r & LEAF != 0 {
+            self.leaf_parent[(r & !LEAF) as usize] = p;
+        } else {
+            self.nodes[r as usize].parent = p;
+        }
+    }
+
+    fn ref_parent(&self, r: u32) -> u32 {
+        if r & LEAF != 0 {
+            self.leaf_parent[(r & !LEAF) as usize]
+        } else {
+            self.nodes[r as usize].parent
+        }
+    }
+
+    /// Replace child `old` of internal node `p` (or the root when `p == NIL`) by `new`.
+    fn replace_child(&mut self, p: u32, old: u32, new: u32) {
+        if p == NIL {
+            self.root = new;
+        } else {
+            let n = &mut self.nodes[p as usize];
+            if n.left == old {
+                n.left = new;
+            } else {
+                debug_assert_eq!(n.right, old);
+                n.right = new;
+            }
+        }
+    }
+
+    fn alloc_leaf(&mut self, x: &[f32], mass: u32, parent: u32) -> u32 {
+        let d = self.dim;
+        if let Some(l) = self.free_leaves.pop() {
+            let l = l as usize;
+            self.leaf_points[l * d..(l + 1) * d].copy_from_slice(x);
+            self.leaf_mass[l] = mass;
+            self.leaf_parent[l] = parent;
+            l as u32
+        } else {
+            let l = self.leaf_mass.len();
+            self.leaf_points.extend_from_slice(x);
+            self.leaf_mass.push(mass);
+            self.leaf_parent.push(parent);
+            l as u32
+        }
+    }
+
+    fn alloc_node(&mut self, node: Node) -> u32 {
+        let d = self.dim;
+        if let Some(n) = self.free_nodes.pop() {
+            self.nodes[n as usize] = node;
+            n
+        } else {
+            let n = self.nodes.len();
+            self.nodes.push(node);
+            self.bounds.resize((n + 1) * 2 * d, 0.0);
+            n as u32
+        }
+    }
+
+    /// Insert a point (Guha et al. 2016, Algorithm "InsertPoint"), returning its leaf index.
+    pub(crate) fn insert(&mut self, x: &[f32], rng: &mut Pcg) -> u32 {
+        let d = self.dim;
+        self.mass += 1;
+        if self.root == NIL {
+            let l = self.alloc_leaf(x, 1, NIL);
+            self.root = l | LEAF;
+            return l;
+        }
+        let mut cur = self.root;
+        let mut parent = NIL;
+        loop {
+            if cur & LEAF != 0 {
+                let l = (cur & !LEAF) as usize;
+                let lp = self.leaf_point(l);
+                if lp == x {
+                    self.leaf_mass[l] += 1;
+                    return l as u32;
+                }
+                let r = rng.next_f64();
+                let cut = choose_cut(d, |i| (lp[i].min(x[i]), lp[i].max(x[i])), r);
+                let (dim, c) = cut.expect("distinct points have a positive range");
+                return self.split(cur, parent, x, dim, c);
+            }
+            let n = cur as usize;
+            let (lo, hi) = self.node_box(n);
+            let r = rng.next_f64();
+            let cut = choose_cut(d, |i| (lo[i].min(x[i]), hi[i].max(x[i])), r);
+            let (dim, c) = cut.expect("internal node has a positive range");
+            let xv = x[dim];
+            if (xv <= c && c < lo[dim]) || (hi[dim] <= c && c < xv) {
+                return self.split(cur, parent, x, dim, c);
+            }
+            // no separation: extend the box (if needed) and descend
+            let base = n * 2 * d;
+            let mut changed = false;
+            for (i, &xi) in x.iter().enumerate() {
+                if xi < self.bounds[base + i] {
+                    self.bounds[base + i] = xi;
+                    changed = true;
+                }
+                if xi > self.bounds[base + d + i] {
+                    self.bounds[base + d + i] = xi;
+                    changed = true;
+                }
+            }
+            if changed {
+                let (lo, hi) = self.node_box(n);
+                self.nodes[n].range = range_of(lo, hi);
+            }
+            let node = &mut self.nodes[n];
+            node.mass += 1;
+            parent = n as u32;
+            cur = if x[node.cut_dim as usize] <= node.cut_val {
+                node.left
+            } else {
+                node.right
+            };
+        }
+    }
+
+    /// New internal node above `cur` separating the new point `x` from `cur`'s subtree.
+    fn split(&mut self, cur: u32, parent: u32, x: &[f32], dim: usize, c: f32) -> u32 {
+        let d = self.dim;
+        let mass = self.ref_mass(cur) + 1;
+        let n = self.alloc_node(Node {
+            range: 0.0,
+            cut_val: c,
+            cut_dim: dim as u32,
+            left: NIL,
+            right: NIL,
+            parent,
+            mass,
+        });
+        let l = self.alloc_leaf(x, 1, n);
+        // bounds = box(cur) U x
+        let base = n as usize * 2 * d;
+        for (i, &xi) in x.iter().enumerate() {
+            let (lo, hi) = self.ref_box(cur);
+            let (a, b) = (lo[i].min(xi), hi[i].max(xi));
+            self.bounds[base + i] = a;
+            self.bounds[base + d + i] = b;
+        }
+        let (lo, hi) = self.node_box(n as usize);
+        let range = range_of(lo, hi);
+        let node = &mut self.nodes[n as usize];
+        node.range = range;
+        if x[dim] <= c {
+            node.left = l | LEAF;
+            node.right = cur;
+        } else {
+            node.left = cur;
+            node.right = l | LEAF;
+        }
+        self.set_parent(cur, n);
+        self.replace_child(parent, cur, n);
+        l
+    }
+
+    /// Remove one unit of mass from leaf `l`; when it reaches 0 the leaf and its parent go,
+    /// the sibling takes the parent's place and ancestor boxes shrink back.
+    pub(crate) fn delete(&mut self, l: u32) {
+        let li = l as usize;
+        self.mass -= 1;
+        self.leaf_mass[li] -= 1;
+        let p = self.leaf_parent[li];
+        let mut q = p;
+        while q != NIL {
+            let n = &mut self.nodes[q as usize];
+            n.mass -= 1;
+            q = n.parent;
+        }
+        if self.leaf_mass[li] > 0 {
+            return;
+        }
+        self.free_leaves.push(l);
+        self.leaf_parent[li] = NIL;
+        if p == NIL {
+            self.root = NIL;
+            return;
+        }
+        let node = self.nodes[p as usize];
+        let sib = if node.left == l | LEAF {
+            node.right
+        } else {
+            node.left
+        };
+        let gp = node.parent;
+        self.set_parent(sib, gp);
+        self.replace_child(gp, p, sib);
+        self.free_nodes.push(p);
+        let pn = &mut self.nodes[p as usize];
+        pn.left = NIL;
+        pn.right = NIL;
+        pn.parent = NIL;
+        pn.mass = 0;
+        let mut q = gp;
+        while q != NIL {
+            if !self.recompute_box(q as usize) {
+                break;
+            }
+            q = self.nodes[q as usize].parent;
+        }
+    }
+
+    /// Recompute a node's box as the union of its children's; returns whether it changed.
+    fn recompute_box(&mut self, n: usize) -> bool {
+        let d = self.dim;
+        let node = self.nodes[n];
+        let base = n * 2 * d;
+        let mut changed = false;
+        for i in 0..d {
+            let (a, b) = {
+                let (llo, lhi) = self.ref_box(node.left);
+                let (rlo, rhi) = self.ref_box(node.right);
+                (llo[i].min(rlo[i]), lhi[i].max(rhi[i]))
+            };
+            if self.bounds[base + i] != a {
+                self.bounds[base + i] = a;
+                changed = true;
+            }
+            if self.bounds[base + d + i] != b {
+                self.bounds[base + d + i] = b;
+                changed = true;
+            }
+        }
+        if changed {
+            let (lo, hi) = self.node_box(n);
+            self.nodes[n].range = range_of(lo, hi);
+        }
+        changed
+    }
+
+    /// Build an empty tree from `n` points (`points` is `n * dim` floats) by recursive random
+    /// cuts. Returns the leaf index of every point (duplicates share a leaf and its mass).
+    pub(crate) fn build(&mut self, points: &[f32], rng: &mut Pcg) -> Vec<u32> {
+        debug_assert_eq!(self.root, NIL);
+        let d = self.dim;
+        let n = points.len() / d;
+        let mut idx: Vec<u32> = (0..n as u32).collect();
+        let mut leaf_of = vec![NIL; n];
+        self.nodes.reserve(n.saturating_sub(1));
+        self.bounds.reserve(n.saturating_sub(1) * 2 * d);
+        self.leaf_mass.reserve(n);
+        self.leaf_parent.reserve(n);
+        self.leaf_points.reserve(n * d);
+        let mut lo = vec![0.0f32; d];
+        let mut hi = vec![0.0f32; d];
+        if n > 0 {
+            self.root = self.build_rec(points, &mut idx, NIL, rng, &mut leaf_of, &mut lo, &mut hi);
+            self.mass = n as u32;
+        }
+        leaf_of
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_rec(
+        &mut self,
+        points: &[f32],
+        idx: &mut [u32],
+        parent: u32,
+        rng: &mut Pcg,
+        leaf_of: &mut [u32],
+        lo: &mut [f32],
+        hi: &mut [f32],
+    ) -> u32 {
+        let d = self.dim;
+        let pt = |k: u32| &points[k as usize * d..(k as usize + 1) * d];
+        lo.copy_from_slice(pt(idx[0]));
+        hi.copy_from_slice(pt(idx[0]));
+        for &k in idx[1..].iter() {
+            for (i, &v) in pt(k).iter().enumerate() {
+                if v < lo[i] {
+                    lo[i] = v;
+                }
+                if v > hi[i] {
+                    hi[i] = v;
+                }
+            }
+        }
+        let r = rng.next_f64();
+        let cut = choose_cut(d, |i| (lo[i], hi[i]), r);
+        let Some((dim, c)) = cut else {
+            // all points identical: one leaf carrying the mass
+            let l = self.alloc_leaf(pt(idx[0]), idx.len() as u32, parent);
+            for &k in idx.iter() {
+                leaf_of[k as usize] = l;
+            }
+            return l | LEAF;
+        };
+        let n = self.alloc_node(Node {
+            range: range_of(lo, hi),
+            cut_val: c,
+            cut_dim: dim as u32,
+            left: NIL,
+            right: NIL,
+            parent,
+            mass: idx.len() as u32,
+        });
+        let base = n as usize * 2 * d;
+        self.bounds[base..base + d].copy_from_slice(lo);
+        self.bounds[base + d..base + 2 * d].copy_from_slice(hi);
+        // partition: x[dim] <= c to the left
+        let mut split = 0;
+        for j in 0..idx.len() {
+            if pt(idx[j])[dim] <= c {
+                idx.swap(split, j);
+                split += 1;
+            }
+        }
+        debug_assert!(split > 0 && split < idx.len());
+        let (l, r) = idx.split_at_mut(split);
+        let left = self.build_rec(points, l, n, rng, leaf_of, lo, hi);
+        let right = self.build_rec(points, r, n, rng, leaf_of, lo, hi);
+        let node = &mut self.nodes[n as usize];
+        node.left = left;
+        node.right = right;
+        n
+    }
+
+    /// Unnormalised reference score of `x` (see the crate docs), computed root to leaf.
+    #[inline]
+    pub(crate) fn raw_score(&self, x: &[f32]) -> f64 {
+        let d = self.dim;
+        let mut cur = self.root;
+        let mut depth = 0.0f64;
+        let mut acc = 0.0f64;
+        let mut rem = 1.0f64;
+        while cur & LEAF == 0 {
+            let n = cur as usize;
+            let node = &self.nodes[n];
+            let b = &self.bounds[n * 2 * d..(n + 1) * 2 * d];
+            let e = outside(&b[..d], &b[d..], x) as f64;
+            if e > 0.0 {
+                let p = e / (node.range + e);
+                acc += rem * p * score_unseen(depth);
+                rem *= 1.0 - p;
+            }
+            cur = if x[node.cut_dim as usize] <= node.cut_val {
+                node.left
+            } else {
+                node.right
+            };
+            depth += 1.0;
+        }
+        let l = (cur & !LEAF) as usize;
+        let leaf_score = if self.leaf_point(l) == x {
+            let m = self.leaf_mass[l] as f64;
+            damp(m, self.mass as f64) * score_seen(depth, m)
+        } else {
+            score_unseen(depth)
+        };
+        acc + rem * leaf_score
+    }
+
+    /// Normalised score of `x` against this (non-empty) tree.
+    #[inline]
+    pub(crate) fn score(&self, x: &[f32]) -> f64 {
+        self.raw_score(x) * normalizer(self.mass as f64)
+    }
+
+    /// Add this tree's normalised attribution of `x`, multiplied by `scale`, into high/low.
+    pub(crate) fn attribution(&self, x: &[f32], scale: f64, high: &mut [f64], low: &mut [f64]) {
+        let d = self.dim;
+        let norm = normalizer(self.mass as f64) * scale;
+        let mut cur = self.root;
+        let mut depth = 0.0f64;
+        let mut rem = 1.0f64;
+        while cur & LEAF == 0 {
+            let n = cur as usize;
+            let node = &self.nodes[n];
+            let b = &self.bounds[n * 2 * d..(n + 1) * 2 * d];
+            let (lo, hi) = b.split_at(d);
+            let e = outside(lo, hi, x) as f64;
+            if e > 0.0 {
+                let p = e / (node.range + e);
+                let contrib = rem * p * score_unseen(depth) * norm;
+                let mut sum = 0.0f64;
+                for i in 0..d {
+                    sum += (lo[i] - x[i]).max(0.0) as f64 + (x[i] - hi[i]).max(0.0) as f64;
+                }
+                let f = contrib / sum;
+                for i in 0..d {
+                    let below = (lo[i] - x[i]).max(0.0) as f64;
+                    let above = (x[i] - hi[i]).max(0.0) as f64;
+                    low[i] += f * below;
+                    high[i] += f * above;
+                }
+                rem *= 1.0 - p;
+            }
+            cur = if x[node.cut_dim as usize] <= node.cut_val {
+                node.left
+            } else {
+                node.right
+            };
+            depth += 1.0;
+        }
+        let l = (cur & !LEAF) as usize;
+        let q = self.leaf_point(l);
+        if q == x {
+            // the point is already in the sample: the "seen" score cannot be attributed to
+            // any direction, so it is spread evenly over the 2d entries
+            let m = self.leaf_mass[l] as f64;
+            let s = rem * damp(m, self.mass as f64) * score_seen(depth, m) * norm;
+            let each = s / (2 * d) as f64;
+            for i in 0..d {
+                high[i] += each;
+                low[i] += each;
+            }
+        } else {
+            let s = rem * score_unseen(depth) * norm;
+            let sum: f64 = (0..d).map(|i| (x[i] as f64 - q[i] as f64).abs()).sum();
+            let f = s / sum;
+            for i in 0..d {
+                let diff = x[i] as f64 - q[i] as f64;
+                if diff > 0.0 {
+                    high[i] += f * diff;
+                } else {
+                    low[i] -= f * diff;
+                }
+            }
+        }
+    }
+
+    /// Structural check (used after deserialisation and in tests). Returns a reason on failure.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let d = self.dim;
+        if self.bounds.len() != self.nodes.len() * 2 * d {
+            return Err("bounding-box array length does not match the node count".into());
+        }
+        if self.leaf_points.len() != self.leaf_mass.len() * d
+            || self.leaf_parent.len() != self.leaf_mass.len()
+        {
+            return Err("leaf arrays have inconsistent lengths".into());
+        }
+        if self.nodes.len() >= LEAF as usize || self.leaf_mass.len() >= LEAF as usize {
+            return Err("too many nodes".into());
+        }
+        let mut seen_node = vec![false; self.nodes.len()];
+        let mut seen_leaf = vec![false; self.leaf_mass.len()];
+        let mut total = 0u64;
+        if self.root != NIL {
+            let mut stack = vec![(self.root, NIL)];
+            while let Some((r, parent)) = stack.pop() {
+                if r & LEAF != 0 {
+                    let l = (r & !LEAF) as usize;
+                    if l >= self.leaf_mass.len() || seen_leaf[l] {
+                        return Err("leaf reference out of range or shared".into());
+                    }
+                    seen_leaf[l] = true;
+                    if self.leaf_mass[l] == 0 || self.leaf_parent[l] != parent {
+                        return Err("leaf mass or parent link is inconsistent".into());
+                    }
+                    if self.leaf_point(l).iter().any(|v| !v.is_finite()) {
+                        return Err("leaf point is not finite".into());
+                    }
+                    total += self.leaf_mass[l] as u64;
+                } else {
+                    let n = r as usize;
+                    if n >= self.nodes.len() || seen_node[n] {
+                        return Err("node reference out of range or shared".into());
+                    }
+                    seen_node[n] = true;
+                    let node = self.nodes[n];
+                    if node.parent != parent || node.cut_dim as usize >= d {
+                        return Err("node parent link or cut dimension is invalid".into());
+                    }
+                    if node.left == NIL || node.right == NIL {
+                        return Err("internal node is missing a child".into());
+                    }
+                    stack.push((node.left, r));
+                    stack.push((node.right, r));
+                }
+            }
+            // second pass over reachable nodes: masses and boxes
+            for (n, node) in self.nodes.iter().enumerate() {
+                if !seen_node[n] {
+                    continue;
+                }
+                let m = self.ref_mass(node.left) as u64 + self.ref_mass(node.right) as u64;
+                if m != node.mass as u64 {
+                    return Err("node mass differs from the sum of its children".into());
+                }
+                let (lo, hi) = self.node_box(n);
+                let (llo, lhi) = self.ref_box(node.left);
+                let (rlo, rhi) = self.ref_box(node.right);
+                for i in 0..d {
+                    if lo[i] != llo[i].min(rlo[i]) || hi[i] != lhi[i].max(rhi[i]) {
+                        return Err("bounding box differs from the union of its children".into());
+                    }
+                }
+                let range = range_of(lo, hi);
+                if range != node.range || range <= 0.0 || !range.is_finite() {
+                    return Err("stored box range is inconsistent".into());
+                }
+            }
+        }
+        if total != self.mass as u64 {
+            return Err("tree mass differs from the sum of leaf masses".into());
+        }
+        let mut free_node = vec![false; self.nodes.len()];
+        for &f in &self.free_nodes {
+            let f = f as usize;
+            if f >= self.nodes.len() || seen_node[f] || free_node[f] {
+                return Err("free node list is invalid".into());
+            }
+            free_node[f] = true;
+        }
+        let mut free_leaf = vec![false; self.leaf_mass.len()];
+        for &f in &self.free_leaves {
+            let f = f as usize;
+            if f >= self.leaf_mass.len() || seen_leaf[f] || free_leaf[f] {
+                return Err("free leaf list is invalid".into());
+            }
+            free_leaf[f] = true;
+        }
+        if free_node.iter().zip(&seen_node).any(|(a, b)| !a && !b)
+            || free_leaf.iter().zip(&seen_leaf).any(|(a, b)| !a && !b)
+        {
+            return Err("unreachable slot missing from the free lists".into());
+        }
+        Ok(())
+    }
+
+    /// Canonical description of the tree shape (for tests: structure independent of slot ids).
+    #[cfg(test)]
+    pub(crate) fn canonical(&self) -> String {
+        fn rec(t: &Tree, r: u32, out: &mut String) {
+            use std::fmt::Write;
+            if r & LEAF != 0 {
+                let l = (r & !LEAF) as usize;
+                let _ = write!(out, "L{:?}x{}", t.leaf_point(l), t.leaf_mass[l]);
+            } else {
+                let n = t.nodes[r as usize];
+                let (lo, hi) = t.node_box(r as usize);
+                let _ = write!(
+                    out,
+                    "N({} {} m{} {:?} {:?} ",
+                    n.cut_dim, n.cut_val, n.mass, lo, hi
+                );
+                rec(t, n.left, out);
+                out.push(' ');
+                rec(t, n.right, out);
+                out.push(')');
+            }
+        }
+        let mut s = String::new();
+        if self.root != NIL {
+            rec(self, self.root, &mut s);
+        }
+        s
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn parent_of(&self, r: u32) -> u32 {
+        self.ref_parent(r)
+    }
+}
