@@ -1,0 +1,193 @@
+//! The agent process: wires the registry, the endpoints, the watcher and the reconciler
+//! together, and shuts them down gracefully.
+//!
+//! Owns the process lifecycle: one agent per state folder (an exclusive lock file), startup
+//! recovery (runs interrupted by a crash are marked and redone, half-written artifacts removed),
+//! binding both endpoints before anything else, the wake-up loop (file events, debounced, plus
+//! a periodic resync), and an orderly stop on Ctrl-C / SIGTERM.
+
+use std::fs::File;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use crate::artifacts::ArtifactStore;
+use crate::config::Config;
+use crate::reconcile::Reconciler;
+use crate::registry::Registry;
+use crate::repo::ModelRepo;
+use crate::serve::Endpoint;
+
+/// Where the running agent's endpoints actually listen (written at startup).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoints {
+    pub pid: u32,
+    pub staging: String,
+    pub production: String,
+}
+
+pub fn endpoints_file(cfg: &Config) -> std::path::PathBuf {
+    cfg.state_dir.join("endpoints.json")
+}
+
+pub fn lock_file(cfg: &Config) -> std::path::PathBuf {
+    cfg.state_dir.join("agent.lock")
+}
+
+/// Whether an agent currently holds the state folder's lock.
+pub fn agent_running(cfg: &Config) -> bool {
+    match File::open(lock_file(cfg)) {
+        Ok(f) => match f.try_lock() {
+            Ok(()) => {
+                let _ = f.unlock();
+                false
+            }
+            Err(_) => true,
+        },
+        Err(_) => false,
+    }
+}
+
+/// Base URLs of the stage endpoints: those of the running agent, else the configured ones.
+pub fn endpoint_urls(cfg: &Config) -> (String, String) {
+    if agent_running(cfg) {
+        if let Ok(text) = std::fs::read_to_string(endpoints_file(cfg)) {
+            if let Ok(e) = serde_json::from_str::<Endpoints>(&text) {
+                return (e.staging, e.production);
+            }
+        }
+    }
+    (
+        format!("http://{}", cfg.staging.listen),
+        format!("http://{}", cfg.production.listen),
+    )
+}
+
+/// Creates the model repo from the template unless it exists. Returns true if created.
+pub fn init_repo(cfg: &Config) -> anyhow::Result<bool> {
+    if cfg.repo.path.join(".git").exists() {
+        return Ok(false);
+    }
+    ModelRepo::init_from_template(&cfg.repo.template, &cfg.repo.path, &cfg.repo.branch)
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(true)
+}
+
+/// Runs the agent until `shutdown` resolves.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("cannot create the state folder {}", cfg.state_dir.display()))?;
+    let lock = File::create(lock_file(&cfg))?;
+    if lock.try_lock().is_err() {
+        return Err(anyhow!(
+            "another rcfops agent is already running on {}; stop it first (one agent per state folder)",
+            cfg.state_dir.display()
+        ));
+    }
+    let repo = ModelRepo::open(&cfg.repo.path).map_err(|e| anyhow!("{e}"))?;
+    let registry = Arc::new(Registry::open(&cfg.registry_path())?);
+    let store = ArtifactStore::open(&cfg.artifacts_dir())?;
+    store.clean_temporaries();
+    for r in registry.mark_interrupted_runs()? {
+        tracing::warn!(run = r.run, commit = &r.commit[..12], "run {} was interrupted by a stop or crash; it will run again", r.run);
+    }
+
+    let bind = |addr: std::net::SocketAddr, stage: &str| {
+        let stage = stage.to_string();
+        async move {
+            tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} for the {stage} endpoint; is another program using it? Set [endpoints.{stage}] listen in the config")
+            })
+        }
+    };
+    let staging_l = bind(cfg.staging.listen, "staging").await?;
+    let production_l = bind(cfg.production.listen, "production").await?;
+    let staging_url = format!("http://{}", staging_l.local_addr()?);
+    let production_url = format!("http://{}", production_l.local_addr()?);
+    let endpoints = Endpoints {
+        pid: std::process::id(),
+        staging: staging_url.clone(),
+        production: production_url.clone(),
+    };
+    std::fs::write(endpoints_file(&cfg), serde_json::to_vec_pretty(&endpoints)?)?;
+
+    let staging = Endpoint::new("staging", "rcf-model-staging".into());
+    let production = Endpoint::new("production", "rcf-model-prod".into());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let s1 = tokio::spawn(crate::serve::serve(staging_l, staging.clone(), stopped(stop_rx.clone())));
+    let s2 = tokio::spawn(crate::serve::serve(production_l, production.clone(), stopped(stop_rx.clone())));
+    tracing::info!("staging endpoint on {staging_url}, production endpoint on {production_url}");
+
+    let (wake_tx, mut wake_rx) = mpsc::unbounded_channel();
+    let _watch = match crate::watch::start(&repo.git_dir(), &cfg.approvals.dir, wake_tx.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("cannot watch the repo ({e}); relying on the periodic resync");
+            None
+        }
+    };
+    drop(repo);
+    tracing::info!(
+        repo = %cfg.repo.path.display(),
+        branch = %cfg.repo.branch,
+        "agent watching {} (branch {})",
+        cfg.repo.path.display(),
+        cfg.repo.branch
+    );
+
+    let debounce = Duration::from_millis(cfg.agent.debounce_ms);
+    let mut resync = tokio::time::interval(Duration::from_millis(cfg.agent.resync_ms));
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rec = Reconciler::new(cfg, registry, store, staging, production, staging_url, production_url, wake_tx);
+    let shutdown = tokio::spawn(shutdown);
+    tokio::pin!(shutdown);
+    loop {
+        rec.tick().await;
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = resync.tick() => {}
+            Some(()) = wake_rx.recv() => {
+                tokio::time::sleep(debounce).await;
+                while wake_rx.try_recv().is_ok() {}
+            }
+        }
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    tokio::task::block_in_place(|| rec.shutdown());
+    let _ = stop_tx.send(true);
+    let _ = s1.await;
+    let _ = s2.await;
+    let _ = std::fs::remove_file(endpoints_file(&rec.cfg));
+    tracing::info!("agent stopped");
+    drop(lock);
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,400 @@
+//! Agent configuration: `config.toml`, its embedded defaults, and path resolution.
+//!
+//! Owns the mapping from the file a user edits to a typed [`Config`]. Every relative path is
+//! resolved against the folder of the config file, so the agent behaves the same whatever the
+//! working directory. Errors name the file, the line and the key. This module does no other I/O
+//! than reading the one file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The configuration as the agent uses it: absolute paths, parsed addresses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file the configuration came from (`None` when running on embedded defaults).
+    pub source: Option<PathBuf>,
+    pub repo: RepoConfig,
+    pub state_dir: PathBuf,
+    pub approvals: ApprovalsConfig,
+    pub staging: EndpointConfig,
+    pub production: EndpointConfig,
+    pub agent: AgentConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct RepoConfig {
+    pub path: PathBuf,
+    pub branch: String,
+    pub template: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApprovalsConfig {
+    pub dir: PathBuf,
+    /// Tagger / approver e-mails allowed to approve; empty means anyone.
+    pub approvers: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub listen: SocketAddr,
+    /// Staging tests fail when the p99 latency of a test request exceeds this budget.
+    pub latency_budget_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Quiet period after a file-system event before the reconciler runs.
+    pub debounce_ms: u64,
+    /// Period of the full resync that catches anything the watcher missed.
+    pub resync_ms: u64,
+    /// Run every commit in order instead of only the newest one.
+    pub run_every_commit: bool,
+    /// Number of held-out records sent to staging by the staging tests.
+    pub staging_test_records: usize,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    repo: RawRepo,
+    #[serde(default)]
+    state: RawState,
+    #[serde(default)]
+    approvals: RawApprovals,
+    #[serde(default)]
+    endpoints: RawEndpoints,
+    #[serde(default)]
+    agent: RawAgent,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRepo {
+    path: String,
+    branch: String,
+    template: String,
+}
+
+impl Default for RawRepo {
+    fn default() -> Self {
+        RawRepo {
+            path: "model-repo".into(),
+            branch: "main".into(),
+            template: "sample-repo".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawState {
+    dir: String,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        RawState {
+            dir: ".rcfops".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawApprovals {
+    dir: String,
+    approvers: Vec<String>,
+}
+
+impl Default for RawApprovals {
+    fn default() -> Self {
+        RawApprovals {
+            dir: ".rcfops/approvals".into(),
+            approvers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoints {
+    #[serde(default = "default_staging")]
+    staging: RawEndpoint,
+    #[serde(default = "default_production")]
+    production: RawEndpoint,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    listen: String,
+    #[serde(default = "default_latency_budget")]
+    latency_budget_ms: u64,
+}
+
+impl Default for RawEndpoints {
+    fn default() -> Self {
+        RawEndpoints {
+            staging: default_staging(),
+            production: default_production(),
+        }
+    }
+}
+
+fn default_staging() -> RawEndpoint {
+    RawEndpoint {
+        listen: "127.0.0.1:8081".into(),
+        latency_budget_ms: default_latency_budget(),
+    }
+}
+
+fn default_production() -> RawEndpoint {
+    RawEndpoint {
+        listen: "127.0.0.1:8080".into(),
+        latency_budget_ms: default_latency_budget(),
+    }
+}
+
+fn default_latency_budget() -> u64 {
+    250
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAgent {
+    debounce_ms: u64,
+    resync_ms: u64,
+    run_every_commit: bool,
+    staging_test_records: usize,
+}
+
+impl Default for RawAgent {
+    fn default() -> Self {
+        RawAgent {
+            debounce_ms: 100,
+            resync_ms: 2000,
+            run_every_commit: false,
+            staging_test_records: 200,
+        }
+    }
+}
+
+/// A configuration error, already phrased for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads `path`. When `path` does not exist and `allow_missing` is set, the embedded
+    /// defaults apply, resolved against `path`'s folder.
+    pub fn load(path: &Path, allow_missing: bool) -> Result<Config, ConfigError> {
+        let base = absolute_parent(path);
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let cfg = Self::parse(&text, &path.display().to_string(), &base)?;
+                Ok(Config {
+                    source: Some(path.to_path_buf()),
+                    ..cfg
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && allow_missing => {
+                Self::parse("", &path.display().to_string(), &base)
+            }
+            Err(e) => Err(ConfigError(format!(
+                "{}: cannot read the configuration: {e} (pass --config PATH to use another file)",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Parses configuration text; `name` is used in messages, `base` resolves relative paths.
+    pub fn parse(text: &str, name: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|s| {
+                    let (line, col) = line_col(text, s.start);
+                    format!("{name}:{line}:{col}")
+                })
+                .unwrap_or_else(|| name.to_string());
+            ConfigError(format!("{place}: {}", e.message()))
+        })?;
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let key_err = |key: &str, msg: String| -> ConfigError {
+            let line = find_key_line(text, key)
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default();
+            ConfigError(format!("{name}{line}: `{key}`: {msg}"))
+        };
+        if raw.repo.branch.trim().is_empty() || git2::Branch::name_is_valid(&raw.repo.branch) != Ok(true) {
+            return Err(key_err(
+                "branch",
+                format!("{:?} is not a valid branch name", raw.repo.branch),
+            ));
+        }
+        let endpoint = |section: &str, r: &RawEndpoint| -> Result<EndpointConfig, ConfigError> {
+            let listen: SocketAddr = r.listen.parse().map_err(|_| {
+                key_err(
+                    "listen",
+                    format!(
+                        "[endpoints.{section}] listen = {:?} is not an address like \"127.0.0.1:8080\"",
+                        r.listen
+                    ),
+                )
+            })?;
+            Ok(EndpointConfig {
+                listen,
+                latency_budget_ms: r.latency_budget_ms,
+            })
+        };
+        let staging = endpoint("staging", &raw.endpoints.staging)?;
+        let production = endpoint("production", &raw.endpoints.production)?;
+        if staging.listen == production.listen && staging.listen.port() != 0 {
+            return Err(key_err(
+                "listen",
+                format!(
+                    "staging and production both listen on {}; give each stage its own address",
+                    staging.listen
+                ),
+            ));
+        }
+        for a in &raw.approvals.approvers {
+            if !a.contains('@') {
+                return Err(key_err(
+                    "approvers",
+                    format!("{a:?} is not an e-mail address (approvers are tagger e-mails)"),
+                ));
+            }
+        }
+        if raw.agent.resync_ms == 0 {
+            return Err(key_err("resync_ms", "must be at least 1".into()));
+        }
+        Ok(Config {
+            source: None,
+            repo: RepoConfig {
+                path: resolve(&raw.repo.path),
+                branch: raw.repo.branch,
+                template: resolve(&raw.repo.template),
+            },
+            state_dir: resolve(&raw.state.dir),
+            approvals: ApprovalsConfig {
+                dir: resolve(&raw.approvals.dir),
+                approvers: raw
+                    .approvals
+                    .approvers
+                    .iter()
+                    .map(|a| a.trim().to_ascii_lowercase())
+                    .collect(),
+            },
+            staging,
+            production,
+            agent: AgentConfig {
+                debounce_ms: raw.agent.debounce_ms,
+                resync_ms: raw.agent.resync_ms,
+                run_every_commit: raw.agent.run_every_commit,
+                staging_test_records: raw.agent.staging_test_records.max(1),
+            },
+        })
+    }
+
+    /// Path of the SQLite registry.
+    pub fn registry_path(&self) -> PathBuf {
+        self.state_dir.join("registry.sqlite")
+    }
+
+    /// Folder of content-addressed model artifacts.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.state_dir.join("artifacts")
+    }
+
+    /// The JSON-lines log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.state_dir.join("agent.log.jsonl")
+    }
+
+    /// Whether `email` may approve (empty allow-list: anyone).
+    pub fn may_approve(&self, email: &str) -> bool {
+        self.approvals.approvers.is_empty()
+            || self
+                .approvals
+                .approvers
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(email.trim()))
+    }
+}
+
+fn absolute_parent(path: &Path) -> PathBuf {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let parent = parent.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    std::path::absolute(&parent).unwrap_or(parent)
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, col)
+}
+
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|l| {
+        let t = l.trim_start();
+        t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
+    })
+    .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve_against_the_config_folder() {
+        let c = Config::parse("", "config.toml", Path::new("/srv/p")).unwrap();
+        assert_eq!(c.repo.path, Path::new("/srv/p/model-repo"));
+        assert_eq!(c.state_dir, Path::new("/srv/p/.rcfops"));
+        assert_eq!(c.approvals.dir, Path::new("/srv/p/.rcfops/approvals"));
+        assert_eq!(c.production.listen.port(), 8080);
+        assert_eq!(c.staging.listen.port(), 8081);
+        assert!(c.may_approve("anyone@x"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = Config::parse("[repo]\nbranch = \"main\"\nbrnach = \"x\"\n", "c.toml", Path::new("/"))
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("c.toml:3:"), "{e}");
+        assert!(e.contains("brnach"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_is_named() {
+        let e = Config::parse("[endpoints.staging]\nlisten = \"nowhere\"\n", "c.toml", Path::new("/"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("c.toml:2"), "{e}");
+        assert!(e.contains("listen"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = Config::parse("[approvals]\napprovers = \"bob\"\n", "c.toml", Path::new("/"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("c.toml:2"), "{e}");
+    }
+}

@@ -1,0 +1,371 @@
+//! Gates: turning approval tags and approval files into accepted or refused decisions.
+//!
+//! Owns the approval rules of the contract: an approval names a known version, points at that
+//! version's source commit, comes from an allowed approver, arrives in order (approve only a
+//! pending version; promote only after the staging tests passed, and given after they
+//! passed), and is an annotated tag or a well-formed file. Each tag object or file (by
+//! content digest) is decided exactly once and the decision is stored, so a refusal belongs to
+//! that object: a corrected tag or file is a new object and is judged afresh.
+//!
+//! Also owns the approval-file format written by `rcfops approve|promote|reject|rollback --file`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifacts::sha256_hex;
+use crate::config::Config;
+use crate::registry::{Decision, Registry, VersionRow, APPROVED, PENDING, REJECTED};
+use crate::repo::{ApprovalTag, ModelRepo};
+
+/// An approval file, as stored in the approvals folder (TOML).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalFile {
+    /// `approve`, `promote`, `reject` or `rollback`.
+    pub action: String,
+    /// The version (not used by `rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// The version's source commit (required with `version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// `staging` or `production` (`rollback` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Approver e-mail.
+    pub approver: String,
+    /// When the approval was given (RFC 3339).
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One approval request from any source, before judgement.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub source: String,
+    pub label: String,
+    pub action: String,
+    pub version: Option<i64>,
+    pub stage: Option<String>,
+    pub commit: Option<String>,
+    pub approver: String,
+    pub method: String,
+    pub given_ts: f64,
+    /// A defect found while reading the source (lightweight tag, malformed name or file).
+    pub defect: Option<String>,
+}
+
+/// Largest approval file read.
+const MAX_FILE: u64 = 64 * 1024;
+
+fn from_tag(t: &ApprovalTag) -> Request {
+    let defect = if !t.annotated {
+        Some(format!(
+            "lightweight tag {} ignored: approval tags must be annotated (git tag -a {} -m \"...\") so they carry the approver and the time",
+            t.name, t.name
+        ))
+    } else if t.version.is_none() {
+        Some(format!(
+            "tag {} ignored: the name must be {}/vN with N a version number, e.g. {}/v1",
+            t.name,
+            t.action.as_str(),
+            t.action.as_str()
+        ))
+    } else if t.target.is_none() {
+        Some(format!("tag {} does not point at a commit", t.name))
+    } else {
+        None
+    };
+    Request {
+        source: format!("tag:{}@{}", t.name, t.object),
+        label: format!("tag {}", t.name),
+        action: t.action.as_str().to_string(),
+        version: t.version,
+        stage: None,
+        commit: t.target.clone(),
+        approver: t.tagger_email.clone().unwrap_or_default(),
+        method: "tag".into(),
+        given_ts: t.tagged_ts.unwrap_or(0) as f64,
+        defect,
+    }
+}
+
+/// Reads approval requests from the approvals folder.
+pub fn read_files(dir: &Path) -> Vec<Request> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || !name.ends_with(".toml") {
+            continue;
+        }
+        let path = e.path();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(_) => continue,
+        };
+        let mut req = Request {
+            source: String::new(),
+            label: format!("approval file {name}"),
+            action: "unknown".into(),
+            version: None,
+            stage: None,
+            commit: None,
+            approver: String::new(),
+            method: "file".into(),
+            given_ts: 0.0,
+            defect: None,
+        };
+        if meta.file_type().is_symlink() || !meta.is_file() {
+            req.source = format!("file:{name}@link");
+            req.defect = Some(format!(
+                "approval file {name} ignored: it is a symlink or not a regular file; write the file itself into the approvals folder"
+            ));
+            out.push(req);
+            continue;
+        }
+        if meta.len() > MAX_FILE {
+            req.source = format!("file:{name}@size{}", meta.len());
+            req.defect = Some(format!("approval file {name} ignored: larger than {MAX_FILE} bytes"));
+            out.push(req);
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        req.source = format!("file:{name}@{}", &sha256_hex(&bytes)[..16]);
+        let parsed = std::str::from_utf8(&bytes)
+            .map_err(|_| "not valid UTF-8".to_string())
+            .and_then(|t| toml::from_str::<ApprovalFile>(t).map_err(|e| e.message().trim().to_string()));
+        match parsed {
+            Err(why) => {
+                req.defect = Some(format!(
+                    "approval file {name} ignored: {why} (see README, \"Approval files\")"
+                ));
+            }
+            Ok(f) => {
+                req.action = f.action.clone();
+                req.version = f.version;
+                req.commit = f.commit.clone();
+                req.stage = f.stage.clone();
+                req.approver = f.approver.trim().to_string();
+                match time::OffsetDateTime::parse(&f.created, &time::format_description::well_known::Rfc3339) {
+                    Ok(t) => req.given_ts = t.unix_timestamp() as f64,
+                    Err(_) => {
+                        req.defect = Some(format!(
+                            "approval file {name} ignored: created = {:?} is not an RFC 3339 time",
+                            f.created
+                        ))
+                    }
+                }
+                if req.defect.is_none() {
+                    req.defect = match f.action.as_str() {
+                        "approve" | "promote" | "reject" if f.version.is_none() || f.commit.is_none() => Some(format!(
+                            "approval file {name} ignored: {} needs `version` and `commit`",
+                            f.action
+                        )),
+                        "approve" | "promote" | "reject" => None,
+                        "rollback" => match f.stage.as_deref() {
+                            Some("staging") | Some("production") => None,
+                            _ => Some(format!(
+                                "approval file {name} ignored: rollback needs stage = \"staging\" or \"production\""
+                            )),
+                        },
+                        other => Some(format!(
+                            "approval file {name} ignored: unknown action {other:?} (approve, promote, reject or rollback)"
+                        )),
+                    };
+                }
+            }
+        }
+        out.push(req);
+    }
+    out
+}
+
+/// Collects every request not decided yet, oldest first.
+pub fn pending_requests(repo: &ModelRepo, cfg: &Config, reg: &Registry) -> Result<Vec<Request>, String> {
+    let mut reqs: Vec<Request> = repo
+        .approval_tags()
+        .map_err(|e| format!("cannot list tags: {e}"))?
+        .iter()
+        .map(from_tag)
+        .collect();
+    reqs.extend(read_files(&cfg.approvals.dir));
+    let mut fresh = Vec::new();
+    for r in reqs {
+        if !reg.approval_seen(&r.source).map_err(|e| e.to_string())? {
+            fresh.push(r);
+        }
+    }
+    fresh.sort_by(|a, b| a.given_ts.total_cmp(&b.given_ts).then_with(|| a.source.cmp(&b.source)));
+    Ok(fresh)
+}
+
+/// Judges one request against the registry as it is now.
+pub fn judge(req: &Request, cfg: &Config, reg: &Registry) -> Result<Decision, String> {
+    let mut d = Decision {
+        source: req.source.clone(),
+        action: req.action.clone(),
+        version: req.version,
+        stage: req.stage.clone(),
+        approver: if req.approver.is_empty() { "unknown".into() } else { req.approver.clone() },
+        method: req.method.clone(),
+        given_ts: req.given_ts,
+        outcome: Ok(()),
+    };
+    d.outcome = verdict(req, cfg, reg, &mut d)?;
+    Ok(d)
+}
+
+fn verdict(req: &Request, cfg: &Config, reg: &Registry, d: &mut Decision) -> Result<Result<(), String>, String> {
+    let e = |s: String| Ok(Err(s));
+    if let Some(defect) = &req.defect {
+        return e(defect.clone());
+    }
+    if !cfg.may_approve(&req.approver) {
+        return e(format!(
+            "{} refused: {} is not in [approvals] approvers in the config",
+            req.label,
+            if req.approver.is_empty() { "an approver without e-mail" } else { &req.approver }
+        ));
+    }
+    if req.action == "rollback" {
+        let stage = req.stage.as_deref().unwrap_or("");
+        return match stage {
+            "production" => {
+                let stack = reg.production_stack().map_err(|e| e.to_string())?;
+                if stack.len() < 2 {
+                    e(format!("{} refused: production has no previous version to roll back to", req.label))
+                } else {
+                    d.version = stack.last().copied();
+                    Ok(Ok(()))
+                }
+            }
+            _ => match reg.staging_target().map_err(|e| e.to_string())? {
+                None => e(format!("{} refused: nothing is deployed to staging", req.label)),
+                Some(n) => {
+                    // Rolling staging back rejects the version live there.
+                    d.action = "reject".into();
+                    d.version = Some(n);
+                    Ok(Ok(()))
+                }
+            },
+        };
+    }
+    let n = req.version.expect("checked by the readers");
+    let Some(v) = reg.version(n).map_err(|e| e.to_string())? else {
+        return e(format!("{} refused: there is no version v{n}", req.label));
+    };
+    if req.commit.as_deref() != Some(v.commit.as_str()) {
+        return e(format!(
+            "{} refused: it points at {} but v{n} was built from commit {}",
+            req.label,
+            short(req.commit.as_deref().unwrap_or("nothing")),
+            short(&v.commit)
+        ));
+    }
+    match req.action.as_str() {
+        "approve" => approve_rule(req, &v),
+        "promote" => promote_rule(req, &v, reg),
+        "reject" if v.approval == REJECTED => e(format!("{} refused: v{n} is already rejected", req.label)),
+        "reject" => Ok(Ok(())),
+        other => e(format!("{} refused: unknown action {other}", req.label)),
+    }
+}
+
+fn approve_rule(req: &Request, v: &VersionRow) -> Result<Result<(), String>, String> {
+    let n = v.version;
+    Ok(match v.approval.as_str() {
+        REJECTED => Err(format!("{} refused: v{n} was rejected; a rejected version cannot be approved", req.label)),
+        APPROVED => Err(format!("{} refused: v{n} is already approved", req.label)),
+        PENDING if req.given_ts < v.registered_ts.floor() => Err(format!(
+            "{} refused: it was given before v{n} was registered",
+            req.label
+        )),
+        _ => Ok(()),
+    })
+}
+
+fn promote_rule(req: &Request, v: &VersionRow, reg: &Registry) -> Result<Result<(), String>, String> {
+    let n = v.version;
+    if v.approval == REJECTED {
+        return Ok(Err(format!("{} refused: v{n} was rejected", req.label)));
+    }
+    if v.approval != APPROVED {
+        return Ok(Err(format!(
+            "{} refused: v{n} is {}; approve it (approve/v{n}) and let it pass staging first",
+            req.label, v.approval
+        )));
+    }
+    match (v.staging_result.as_deref(), v.staging_ts) {
+        (Some("Passed"), Some(ts)) if req.given_ts >= ts.floor() => {}
+        (Some("Passed"), _) => {
+            return Ok(Err(format!(
+                "{} refused: it was given before v{n} passed its staging tests; create a new promote tag",
+                req.label
+            )))
+        }
+        (Some("Failed"), _) => {
+            return Ok(Err(format!("{} refused: v{n} failed its staging tests", req.label)));
+        }
+        _ => {
+            return Ok(Err(format!(
+                "{} refused: v{n} has not passed its staging tests yet; promote after staging passes",
+                req.label
+            )))
+        }
+    }
+    if reg.production_target().map_err(|e| e.to_string())? == Some(n) {
+        return Ok(Err(format!("{} refused: v{n} is already in production", req.label)));
+    }
+    Ok(Ok(()))
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
+}
+
+/// Decides every pending request in order; returns how many were accepted.
+pub fn process(repo: &ModelRepo, cfg: &Config, reg: &Registry) -> Result<usize, String> {
+    let mut accepted = 0;
+    for req in pending_requests(repo, cfg, reg)? {
+        let d = judge(&req, cfg, reg)?;
+        match &d.outcome {
+            Ok(()) => {
+                accepted += 1;
+                tracing::info!(
+                    version = d.version,
+                    approver = %d.approver,
+                    how = %d.method,
+                    "{} accepted: {} v{} by {}",
+                    req.label,
+                    d.action,
+                    d.version.unwrap_or(0),
+                    d.approver
+                );
+            }
+            Err(why) => tracing::warn!(approver = %d.approver, how = %d.method, "{why}"),
+        }
+        reg.record_decision(&d).map_err(|e| e.to_string())?;
+    }
+    Ok(accepted)
+}
+
+/// Writes an approval file atomically; returns its path.
+pub fn write_file(dir: &Path, file: &ApprovalFile) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let name = match file.version {
+        Some(n) => format!("{}-v{n}-{stamp}.toml", file.action),
+        None => format!("{}-{}-{stamp}.toml", file.action, file.stage.as_deref().unwrap_or("stage")),
+    };
+    let text = toml::to_string(file).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text)?;
+    let path = dir.join(name);
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}

@@ -1,0 +1,23 @@
+//! rcfops: a local GitOps MLOps agent for Random Cut Forest fraud models.
+//!
+//! Data flows one way: [`watch`] → [`reconcile`] → [`pipeline`] → [`registry`] → [`gates`] →
+//! deploy ([`reconcile`]) → [`serve`]. See ARCHITECTURE.md for the code map and invariants.
+
+pub mod agent;
+pub mod artifacts;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod gates;
+pub mod logging;
+pub mod metrics;
+pub mod model;
+pub mod pipeline;
+pub mod preprocess;
+pub mod reconcile;
+pub mod registry;
+pub mod repo;
+pub mod serve;
+pub mod spec;
+pub mod stagetest;
+pub mod watch;

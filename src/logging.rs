@@ -1,0 +1,45 @@
+//! Logging: human-readable lines on stderr and JSON lines in the state folder.
+//!
+//! Owns the tracing subscriber. Run lines carry the run id and commit through the `run` span;
+//! the JSON file is what `rcfops logs [-f] [--run N]` reads.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+/// Installs the global subscriber. `json_file`: where to append JSON lines (created if needed).
+pub fn init(json_file: Option<&Path>, verbose: bool) -> std::io::Result<()> {
+    let level = if verbose { "debug" } else { "info" };
+    let filter = || {
+        EnvFilter::try_from_env("RCFOPS_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,notify=warn")))
+    };
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .with_filter(filter());
+    let json = match json_file {
+        Some(p) => {
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let f = OpenOptions::new().create(true).append(true).open(p)?;
+            Some(
+                fmt::layer()
+                    .json()
+                    .with_writer(Mutex::new(f))
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .flatten_event(true)
+                    .with_filter(filter()),
+            )
+        }
+        None => None,
+    };
+    let _ = tracing_subscriber::registry().with(stderr).with(json).try_init();
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The deployable model: preprocessing + forest + threshold, and its artifact file format.
+//!
+//! Owns what a model artifact contains and how it scores raw records. The endpoints, the
+//! staging tests, the pipeline's evaluation and `rcfops eval` all score through
+//! [`Model::score_rows`], so the scores a version was evaluated with are the scores it serves.
+//!
+//! Artifact format: the 8-byte magic `RCFOPSM1`, a little-endian u32 header length, a JSON
+//! header ([`ModelHeader`]), then the forest in `rcf_core`'s own checksummed binary format.
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::preprocess::Preprocessor;
+
+const MAGIC: &[u8; 8] = b"RCFOPSM1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelHeader {
+    pub features: Vec<String>,
+    pub preprocessor: Preprocessor,
+    /// Flag threshold: mean + 3σ of the training scores.
+    pub threshold: f64,
+    pub train_score_mean: f64,
+    pub train_score_std: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub header: ModelHeader,
+    pub forest: rcf_core::Forest,
+}
+
+/// One record's per-feature attribution (model space), named by feature.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attribution {
+    pub feature: String,
+    pub high: f64,
+    pub low: f64,
+}
+
+impl Model {
+    pub fn dim(&self) -> usize {
+        self.header.features.len()
+    }
+
+    /// Scores raw records (rows × features, raw units).
+    pub fn score_rows(&self, raw: &[f64], rows: usize) -> Vec<f64> {
+        let dim = self.dim();
+        debug_assert_eq!(raw.len(), rows * dim);
+        let mut x = Array2::<f32>::zeros((rows, dim));
+        for (r, mut out) in x.rows_mut().into_iter().enumerate() {
+            self.header.preprocessor.transform_row(
+                &raw[r * dim..(r + 1) * dim],
+                out.as_slice_mut().expect("standard layout"),
+            );
+        }
+        if rows >= 2048 {
+            self.forest.score_batch_parallel(x.view(), 2)
+        } else {
+            self.forest.score_batch(x.view())
+        }
+    }
+
+    /// Per-feature attribution of one raw record.
+    pub fn attribution(&self, raw: &[f64]) -> Vec<Attribution> {
+        let mut x = vec![0f32; self.dim()];
+        self.header.preprocessor.transform_row(raw, &mut x);
+        let d = self.forest.attribution(&x);
+        self.header
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Attribution {
+                feature: f.clone(),
+                high: d.high[i],
+                low: d.low[i],
+            })
+            .collect()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(&self.header).expect("header serialises");
+        let forest = self.forest.to_bytes();
+        let mut out = Vec::with_capacity(12 + header.len() + forest.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&forest);
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
+        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+            return Err("not an rcfops model artifact (bad magic)".into());
+        }
+        let len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
+        let body = &bytes[12..];
+        if body.len() < len {
+            return Err("model artifact is truncated (header)".into());
+        }
+        let header: ModelHeader = serde_json::from_slice(&body[..len])
+            .map_err(|e| format!("model artifact header is corrupt: {e}"))?;
+        let forest = rcf_core::Forest::from_bytes(&body[len..])
+            .map_err(|e| format!("model artifact forest is corrupt: {e}"))?;
+        if forest.dim() != header.features.len() || header.preprocessor.dim() != header.features.len() {
+            return Err("model artifact is inconsistent: feature counts differ".into());
+        }
+        Ok(Model { header, forest })
+    }
+}

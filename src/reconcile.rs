@@ -1,0 +1,323 @@
+//! The reconciler: derives what to do from observed state and does it.
+//!
+//! Level-triggered, in the manner of a Flux reconciler: every [`Reconciler::tick`] reads the
+//! branch head, the approval tags, the approvals folder and the registry, and converges:
+//!
+//! 1. decide every approval not decided yet ([`crate::gates`]);
+//! 2. make each stage serve the version the registry derives for it, and run the staging tests
+//!    for a staging version that has no result yet;
+//! 3. make sure the head commit has a run (newest commit wins: an in-flight run of an older
+//!    commit is cancelled, and commits in between are recorded as skipped).
+//!
+//! File-system events and timers only call `tick`; what it does never depends on which event
+//! woke it, so a missed, duplicated or reordered event, or a restart, changes nothing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::artifacts::ArtifactStore;
+use crate::config::Config;
+use crate::model::Model;
+use crate::pipeline::{self, Cancel, Outcome, RunEnv, StagingSample};
+use crate::registry::Registry;
+use crate::repo::ModelRepo;
+use crate::serve::{Deployed, Endpoint};
+use crate::spec::{PipelineSpec, SPEC_FILE};
+use crate::stagetest;
+
+/// A pipeline run in progress on a worker thread.
+struct InFlight {
+    commit: String,
+    cancel: Arc<Cancel>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Outcome>,
+}
+
+pub struct Reconciler {
+    pub cfg: Config,
+    pub registry: Arc<Registry>,
+    pub store: ArtifactStore,
+    pub staging: Arc<Endpoint>,
+    pub production: Arc<Endpoint>,
+    /// Base URLs the endpoints actually listen on (ports may be ephemeral in tests).
+    pub staging_url: String,
+    pub production_url: String,
+    in_flight: Option<InFlight>,
+    wake: mpsc::UnboundedSender<()>,
+    last_problem: Option<String>,
+}
+
+impl Reconciler {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: Config,
+        registry: Arc<Registry>,
+        store: ArtifactStore,
+        staging: Arc<Endpoint>,
+        production: Arc<Endpoint>,
+        staging_url: String,
+        production_url: String,
+        wake: mpsc::UnboundedSender<()>,
+    ) -> Reconciler {
+        Reconciler {
+            cfg,
+            registry,
+            store,
+            staging,
+            production,
+            staging_url,
+            production_url,
+            in_flight: None,
+            wake,
+            last_problem: None,
+        }
+    }
+
+    fn problem(&mut self, msg: String) {
+        if self.last_problem.as_deref() != Some(&msg) {
+            tracing::error!("{msg}");
+            self.last_problem = Some(msg);
+        }
+    }
+
+    /// One full reconciliation pass.
+    pub async fn tick(&mut self) {
+        let repo = match ModelRepo::open(&self.cfg.repo.path) {
+            Ok(r) => r,
+            Err(e) => return self.problem(e.to_string()),
+        };
+        self.refresh_names(&repo);
+        if let Err(e) = crate::gates::process(&repo, &self.cfg, &self.registry) {
+            self.problem(format!("approvals: {e}"));
+        }
+        self.converge_stages().await;
+        if let Err(e) = self.converge_runs(&repo) {
+            self.problem(format!("runs: {e}"));
+        }
+    }
+
+    /// Endpoint names follow the project name in the head commit's pipeline spec.
+    fn refresh_names(&self, repo: &ModelRepo) {
+        let Ok(Some(head)) = repo.head(&self.cfg.repo.branch) else { return };
+        if let Ok(Some(bytes)) = repo.read_file(&head, SPEC_FILE) {
+            if let Ok(spec) = std::str::from_utf8(&bytes).map_err(|_| ()).and_then(|t| PipelineSpec::parse(t).map_err(|_| ())) {
+                self.staging.set_name(spec.staging_endpoint_name());
+                self.production.set_name(spec.production_endpoint_name());
+            }
+        }
+    }
+
+    async fn converge_stages(&mut self) {
+        // Staging may move several times in one pass (a failed test rolls it back).
+        for _ in 0..16 {
+            let target = match self.registry.staging_target() {
+                Ok(t) => t,
+                Err(e) => return self.problem(e.to_string()),
+            };
+            let ep = self.staging.clone();
+            if !self.deploy("staging", &ep, target) {
+                return;
+            }
+            let Some(n) = target else { break };
+            let Ok(Some(v)) = self.registry.version(n) else { break };
+            if v.staging_result.is_some() {
+                break;
+            }
+            self.staging_tests(n).await;
+        }
+        let target = match self.registry.production_target() {
+            Ok(t) => t,
+            Err(e) => return self.problem(e.to_string()),
+        };
+        let ep = self.production.clone();
+        self.deploy("production", &ep, target);
+    }
+
+    /// Makes `ep` serve `target`; returns false if it could not.
+    fn deploy(&mut self, stage: &str, ep: &Endpoint, target: Option<i64>) -> bool {
+        if ep.version() == target {
+            return true;
+        }
+        let last = self.registry.deployed(stage).ok().flatten();
+        let previous = ep.version();
+        let deployed = match target {
+            None => None,
+            Some(n) => match self.load(n) {
+                Ok(m) => Some(Deployed { version: n, model: m }),
+                Err(e) => {
+                    self.problem(format!("cannot deploy v{n} to {stage}: {e}"));
+                    return false;
+                }
+            },
+        };
+        ep.swap(deployed);
+        let reason = match (previous, target) {
+            (_, Some(n)) if last == Some(n) && previous.is_none() => {
+                tracing::info!(stage, version = n, "serving v{n} in {stage} again (as before the restart)");
+                return true;
+            }
+            (Some(p), Some(n)) if n < p => format!("rolled back from v{p} to v{n}"),
+            (Some(p), Some(n)) => format!("v{p} replaced by v{n}"),
+            (None, Some(n)) => format!("v{n} deployed"),
+            (Some(p), None) => format!("v{p} withdrawn; no version left for {stage}"),
+            (None, None) => return true,
+        };
+        if last == target {
+            return true;
+        }
+        tracing::info!(stage, version = target, "{stage}: {reason}");
+        if let Err(e) = self.registry.record_deployment(stage, target, &reason) {
+            self.problem(e.to_string());
+        }
+        true
+    }
+
+    fn load(&self, n: i64) -> Result<Model, String> {
+        let v = self
+            .registry
+            .version(n)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("v{n} is not in the registry"))?;
+        let bytes = self.store.get(&v.artifact_sha256)?;
+        Model::from_bytes(&bytes)
+    }
+
+    async fn staging_tests(&mut self, n: i64) {
+        let sample: Option<StagingSample> = self
+            .registry
+            .staging_test(n)
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_value(v).ok());
+        let result = match sample {
+            None => Err("the version has no staging test records".to_string()),
+            Some(sample) => {
+                let name = self.staging.name();
+                let target = stagetest::StagingTarget {
+                    base_url: &self.staging_url,
+                    endpoint_name: &name,
+                    version: n,
+                    latency_budget_ms: self.cfg.staging.latency_budget_ms,
+                };
+                stagetest::run(&target, &sample).await
+            }
+        };
+        let (passed, detail) = match result {
+            Ok(d) => {
+                tracing::info!(version = n, "staging tests passed for v{n}: {d}");
+                (true, d)
+            }
+            Err(d) => {
+                tracing::error!(version = n, "staging tests failed for v{n}: {d}; staging rolls back");
+                (false, d)
+            }
+        };
+        if let Err(e) = self.registry.record_staging_result(n, passed, &detail) {
+            self.problem(e.to_string());
+        }
+    }
+
+    fn converge_runs(&mut self, repo: &ModelRepo) -> Result<(), String> {
+        if let Some(f) = &self.in_flight {
+            if f.done.load(std::sync::atomic::Ordering::SeqCst) {
+                let f = self.in_flight.take().expect("present");
+                let _ = f.thread.join();
+            }
+        }
+        let branch = &self.cfg.repo.branch;
+        let Some(head) = repo.head(branch).map_err(|e| e.to_string())? else {
+            self.problem(format!(
+                "branch {branch:?} does not exist in {}; nothing to run (deployed versions keep serving)",
+                repo.path.display()
+            ));
+            return Ok(());
+        };
+        let reg = &self.registry;
+        // Commits between the last settled one and the head, newest first.
+        let mut unsettled = Vec::new();
+        let has_history = !reg.runs(1).map_err(|e| e.to_string())?.is_empty();
+        if has_history {
+            for c in repo.first_parent_range(&head, None, 500).map_err(|e| e.to_string())? {
+                if reg.commit_settled(&c).map_err(|e| e.to_string())? {
+                    break;
+                }
+                unsettled.push(c);
+            }
+        }
+        let target = if self.cfg.agent.run_every_commit {
+            unsettled.last().cloned().unwrap_or_else(|| head.clone())
+        } else {
+            if let Some(f) = &self.in_flight {
+                if f.commit != head && !f.cancel.is_cancelled() {
+                    f.cancel.cancel(format!("superseded by newer commit {}", &head[..12]));
+                }
+            }
+            for c in &unsettled {
+                if self.in_flight.as_ref().is_some_and(|f| &f.commit == c) {
+                    continue;
+                }
+                reg.record_skipped(c, &format!("superseded by newer commit {}", &head[..12]))
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(commit = &c[..12], "commit skipped: superseded by {}", &head[..12]);
+            }
+            head
+        };
+        if self.in_flight.is_some() || reg.commit_settled(&target).map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+        self.start_run(target, "watch")
+    }
+
+    fn start_run(&mut self, commit: String, trigger: &str) -> Result<(), String> {
+        let run = self.registry.begin_run(&commit, trigger).map_err(|e| e.to_string())?;
+        let cancel = Arc::new(Cancel::default());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let registry = self.registry.clone();
+        let store = self.store.clone();
+        let repo_path: PathBuf = self.cfg.repo.path.clone();
+        let sample = self.cfg.agent.staging_test_records;
+        let wake = self.wake.clone();
+        let (c2, d2, commit2) = (cancel.clone(), done.clone(), commit.clone());
+        let span = tracing::Span::current();
+        let thread = std::thread::Builder::new()
+            .name(format!("run-{run}"))
+            .spawn(move || {
+                let _g = span.enter();
+                let env = RunEnv {
+                    registry: &registry,
+                    store: &store,
+                    repo_path: &repo_path,
+                    staging_sample: sample,
+                };
+                let out = pipeline::execute(&env, run, &commit2, &c2);
+                d2.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = wake.send(());
+                out
+            })
+            .map_err(|e| format!("cannot start a run thread: {e}"))?;
+        self.in_flight = Some(InFlight {
+            commit,
+            cancel,
+            done,
+            thread,
+        });
+        Ok(())
+    }
+
+    /// Whether a run is in progress.
+    pub fn busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Stops an in-flight run at its next step boundary and waits for it; the registry marks it
+    /// interrupted so the next start runs it again.
+    pub fn shutdown(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            f.cancel.interrupt();
+            let _ = f.thread.join();
+            let _ = self.registry.mark_interrupted_runs();
+        }
+    }
+}

@@ -1,0 +1,762 @@
+//! The model registry: one SQLite file in the state folder.
+//!
+//! Owns every durable fact: runs and their steps, model versions (source commit, digests,
+//! hyperparameters, metrics, artifact digest, approval status, staging-test result), approval
+//! decisions (accepted or refused, one row per tag object or approval file), deployments and the
+//! audit trail. Each state change is one SQLite transaction that also writes its audit event, so
+//! a crash at any instant leaves either the whole change or none of it. A commit can be
+//! registered once only (`UNIQUE(commit_sha)`).
+//!
+//! Which version each stage should serve is *derived* here from those facts (see
+//! [`Registry::staging_target`] and [`Registry::production_target`]); nothing else decides it.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+pub type Result<T> = std::result::Result<T, RegistryError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("registry: {0}")]
+    Other(String),
+}
+
+pub fn now_ts() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// RFC 3339 rendering of a unix timestamp (UTC, seconds).
+pub fn format_ts(ts: f64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ts.floor() as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub const PENDING: &str = "PendingManualApproval";
+pub const APPROVED: &str = "Approved";
+pub const REJECTED: &str = "Rejected";
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run          INTEGER PRIMARY KEY AUTOINCREMENT,
+    commit_sha   TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('Running','Succeeded','Failed','Skipped')),
+    error        TEXT,
+    interrupted  INTEGER NOT NULL DEFAULT 0,
+    trigger      TEXT NOT NULL,
+    started_ts   REAL NOT NULL,
+    finished_ts  REAL,
+    version      INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_commit ON runs(commit_sha);
+CREATE TABLE IF NOT EXISTS steps (
+    run          INTEGER NOT NULL REFERENCES runs(run),
+    step         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    started_ts   REAL NOT NULL,
+    duration_ms  REAL,
+    error        TEXT,
+    PRIMARY KEY (run, step)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    version          INTEGER PRIMARY KEY,
+    model_group      TEXT NOT NULL,
+    commit_sha       TEXT NOT NULL UNIQUE,
+    run              INTEGER NOT NULL REFERENCES runs(run),
+    registered_ts    REAL NOT NULL,
+    author_email     TEXT NOT NULL,
+    spec_sha256      TEXT NOT NULL,
+    data_sha256      TEXT NOT NULL,
+    hyperparameters  TEXT NOT NULL,
+    metrics          TEXT NOT NULL,
+    artifact_sha256  TEXT NOT NULL,
+    approval         TEXT NOT NULL CHECK (approval IN ('PendingManualApproval','Approved','Rejected')),
+    approval_ts      REAL,
+    staging_test     TEXT NOT NULL,
+    staging_result   TEXT CHECK (staging_result IN ('Passed','Failed')),
+    staging_detail   TEXT,
+    staging_ts       REAL,
+    reject_reason    TEXT
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    source     TEXT NOT NULL UNIQUE,
+    action     TEXT NOT NULL,
+    version    INTEGER,
+    stage      TEXT,
+    approver   TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    given_ts   REAL NOT NULL,
+    seen_ts    REAL NOT NULL,
+    outcome    TEXT NOT NULL CHECK (outcome IN ('accepted','refused')),
+    reason     TEXT
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    stage    TEXT NOT NULL,
+    version  INTEGER,
+    at_ts    REAL NOT NULL,
+    reason   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ts    REAL NOT NULL,
+    actor    TEXT NOT NULL,
+    how      TEXT NOT NULL,
+    event    TEXT NOT NULL,
+    version  INTEGER,
+    run      INTEGER,
+    detail   TEXT
+);
+"#;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub run: i64,
+    pub commit: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub interrupted: bool,
+    pub trigger: String,
+    pub started_ts: f64,
+    pub finished_ts: Option<f64>,
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    pub step: String,
+    pub status: String,
+    pub duration_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionRow {
+    pub version: i64,
+    pub model_group: String,
+    pub commit: String,
+    pub run: i64,
+    pub registered_ts: f64,
+    pub author_email: String,
+    pub spec_sha256: String,
+    pub data_sha256: String,
+    pub hyperparameters: serde_json::Value,
+    pub metrics: serde_json::Value,
+    pub artifact_sha256: String,
+    pub approval: String,
+    pub approval_ts: Option<f64>,
+    pub staging_result: Option<String>,
+    pub staging_detail: Option<String>,
+    pub staging_ts: Option<f64>,
+    pub reject_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRow {
+    pub id: i64,
+    pub source: String,
+    pub action: String,
+    pub version: Option<i64>,
+    pub stage: Option<String>,
+    pub approver: String,
+    pub method: String,
+    pub given_ts: f64,
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at_ts: f64,
+    pub actor: String,
+    pub how: String,
+    pub event: String,
+    pub version: Option<i64>,
+    pub run: Option<i64>,
+    pub detail: Option<String>,
+}
+
+/// What a new version brings to the registry.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub model_group: String,
+    pub commit: String,
+    pub author_email: String,
+    pub spec_sha256: String,
+    pub data_sha256: String,
+    pub hyperparameters: serde_json::Value,
+    pub metrics: serde_json::Value,
+    pub artifact_sha256: String,
+    pub staging_test: serde_json::Value,
+}
+
+/// A decision about one approval source (tag object or file), with its effect.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub source: String,
+    pub action: String,
+    pub version: Option<i64>,
+    pub stage: Option<String>,
+    pub approver: String,
+    pub method: String,
+    pub given_ts: f64,
+    /// `Ok(())` = accepted (the effect is applied), `Err(reason)` = refused.
+    pub outcome: std::result::Result<(), String>,
+}
+
+pub struct Registry {
+    conn: Mutex<Connection>,
+}
+
+fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        run: r.get(0)?,
+        commit: r.get(1)?,
+        status: r.get(2)?,
+        error: r.get(3)?,
+        interrupted: r.get::<_, i64>(4)? != 0,
+        trigger: r.get(5)?,
+        started_ts: r.get(6)?,
+        finished_ts: r.get(7)?,
+        version: r.get(8)?,
+    })
+}
+
+const RUN_COLS: &str =
+    "run, commit_sha, status, error, interrupted, trigger, started_ts, finished_ts, version";
+const VERSION_COLS: &str = "version, model_group, commit_sha, run, registered_ts, author_email, spec_sha256, data_sha256, hyperparameters, metrics, artifact_sha256, approval, approval_ts, staging_result, staging_detail, staging_ts, reject_reason";
+
+fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRow> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let s: String = r.get(i)?;
+        Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
+    };
+    Ok(VersionRow {
+        version: r.get(0)?,
+        model_group: r.get(1)?,
+        commit: r.get(2)?,
+        run: r.get(3)?,
+        registered_ts: r.get(4)?,
+        author_email: r.get(5)?,
+        spec_sha256: r.get(6)?,
+        data_sha256: r.get(7)?,
+        hyperparameters: json(8)?,
+        metrics: json(9)?,
+        artifact_sha256: r.get(10)?,
+        approval: r.get(11)?,
+        approval_ts: r.get(12)?,
+        staging_result: r.get(13)?,
+        staging_detail: r.get(14)?,
+        staging_ts: r.get(15)?,
+        reject_reason: r.get(16)?,
+    })
+}
+
+fn audit(
+    tx: &Transaction,
+    actor: &str,
+    how: &str,
+    event: &str,
+    version: Option<i64>,
+    run: Option<i64>,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO audit (at_ts, actor, how, event, version, run, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![now_ts(), actor, how, event, version, run, detail],
+    )?;
+    Ok(())
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry file.
+    pub fn open(path: &Path) -> Result<Registry> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| RegistryError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Registry {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&mut c)?)
+    }
+
+    pub fn integrity_check(&self) -> Result<String> {
+        self.with(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+            Ok(())
+        })
+    }
+
+    // ---- runs -------------------------------------------------------------------------
+
+    pub fn begin_run(&self, commit: &str, trigger: &str) -> Result<i64> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO runs (commit_sha, status, trigger, started_ts) VALUES (?1, 'Running', ?2, ?3)",
+                params![commit, trigger, now_ts()],
+            )?;
+            let run = tx.last_insert_rowid();
+            audit(&tx, "agent", trigger, "run.started", None, Some(run), commit)?;
+            tx.commit()?;
+            Ok(run)
+        })
+    }
+
+    pub fn record_step(
+        &self,
+        run: i64,
+        step: &str,
+        status: &str,
+        started_ts: f64,
+        duration_ms: Option<f64>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO steps (run, step, status, started_ts, duration_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(run, step) DO UPDATE SET status = excluded.status, duration_ms = excluded.duration_ms, error = excluded.error",
+                params![run, step, status, started_ts, duration_ms, error],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Ends a run that registered nothing (failed, or skipped because superseded).
+    pub fn finish_run(&self, run: i64, status: &str, error: Option<&str>) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE runs SET status = ?2, error = ?3, finished_ts = ?4 WHERE run = ?1 AND status = 'Running'",
+                params![run, status, error, now_ts()],
+            )?;
+            let event = match status {
+                "Failed" => "run.failed",
+                "Skipped" => "run.skipped",
+                _ => "run.finished",
+            };
+            audit(&tx, "agent", "pipeline", event, None, Some(run), error.unwrap_or(""))?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Records a commit that was never run because a newer one superseded it.
+    pub fn record_skipped(&self, commit: &str, reason: &str) -> Result<i64> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let ts = now_ts();
+            tx.execute(
+                "INSERT INTO runs (commit_sha, status, error, trigger, started_ts, finished_ts) VALUES (?1, 'Skipped', ?2, 'watch', ?3, ?3)",
+                params![commit, reason, ts],
+            )?;
+            let run = tx.last_insert_rowid();
+            audit(&tx, "agent", "watch", "run.skipped", None, Some(run), reason)?;
+            tx.commit()?;
+            Ok(run)
+        })
+    }
+
+    /// Marks runs left `Running` by a previous agent process as interrupted (Failed).
+    pub fn mark_interrupted_runs(&self) -> Result<Vec<RunRow>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let rows: Vec<RunRow> = {
+                let mut st = tx.prepare(&format!("SELECT {RUN_COLS} FROM runs WHERE status = 'Running'"))?;
+                let v = st.query_map([], run_row)?.collect::<rusqlite::Result<_>>()?;
+                v
+            };
+            for r in &rows {
+                tx.execute(
+                    "UPDATE runs SET status = 'Failed', interrupted = 1, finished_ts = ?2,
+                     error = 'interrupted: the agent stopped during this run; it will be run again' WHERE run = ?1",
+                    params![r.run, now_ts()],
+                )?;
+                tx.execute(
+                    "UPDATE steps SET status = 'Interrupted' WHERE run = ?1 AND status = 'Running'",
+                    params![r.run],
+                )?;
+                audit(&tx, "agent", "restart", "run.interrupted", None, Some(r.run), &r.commit)?;
+            }
+            tx.commit()?;
+            Ok(rows)
+        })
+    }
+
+    /// Whether `commit` needs no (further) run: it has a version, or a finished run that was
+    /// not interrupted.
+    pub fn commit_settled(&self, commit: &str) -> Result<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM versions WHERE commit_sha = ?1)
+                     OR EXISTS (SELECT 1 FROM runs WHERE commit_sha = ?1
+                                AND (status IN ('Succeeded','Skipped','Running') OR (status = 'Failed' AND interrupted = 0)))",
+                [commit],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLS} FROM runs ORDER BY run DESC LIMIT ?1"
+            ))?;
+            let v = st
+                .query_map([limit as i64], run_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    pub fn run(&self, run: i64) -> Result<Option<RunRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {RUN_COLS} FROM runs WHERE run = ?1"),
+                [run],
+                run_row,
+            )
+            .optional()
+        })
+    }
+
+    pub fn steps(&self, run: i64) -> Result<Vec<StepRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT step, status, duration_ms, error FROM steps WHERE run = ?1 ORDER BY started_ts, rowid",
+            )?;
+            let v = st
+                .query_map([run], |r| {
+                    Ok(StepRow {
+                        step: r.get(0)?,
+                        status: r.get(1)?,
+                        duration_ms: r.get(2)?,
+                        error: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    // ---- versions ---------------------------------------------------------------------
+
+    /// Registers a version for `run` (PendingManualApproval) and marks the run Succeeded, in
+    /// one transaction. A commit that already has a version is not registered again: its
+    /// existing number is returned with `false`.
+    pub fn register_version(&self, run: i64, v: &NewVersion) -> Result<(i64, bool)> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let existing: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM versions WHERE commit_sha = ?1",
+                    [&v.commit],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(n) = existing {
+                tx.execute(
+                    "UPDATE runs SET status = 'Succeeded', version = ?2, finished_ts = ?3 WHERE run = ?1",
+                    params![run, n, now_ts()],
+                )?;
+                tx.commit()?;
+                return Ok((n, false));
+            }
+            let n: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM versions", [], |r| r.get(0))?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO versions (version, model_group, commit_sha, run, registered_ts, author_email, spec_sha256,
+                     data_sha256, hyperparameters, metrics, artifact_sha256, approval, staging_test)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '{PENDING}', ?12)"
+                ),
+                params![
+                    n,
+                    v.model_group,
+                    v.commit,
+                    run,
+                    now_ts(),
+                    v.author_email,
+                    v.spec_sha256,
+                    v.data_sha256,
+                    v.hyperparameters.to_string(),
+                    v.metrics.to_string(),
+                    v.artifact_sha256,
+                    v.staging_test.to_string(),
+                ],
+            )?;
+            tx.execute(
+                "UPDATE runs SET status = 'Succeeded', version = ?2, finished_ts = ?3 WHERE run = ?1",
+                params![run, n, now_ts()],
+            )?;
+            audit(
+                &tx,
+                "agent",
+                "pipeline",
+                "version.registered",
+                Some(n),
+                Some(run),
+                &format!("v{n} from {} is {PENDING}", v.commit),
+            )?;
+            tx.commit()?;
+            Ok((n, true))
+        })
+    }
+
+    pub fn versions(&self) -> Result<Vec<VersionRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("SELECT {VERSION_COLS} FROM versions ORDER BY version"))?;
+            let v = st
+                .query_map([], version_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    pub fn version(&self, n: i64) -> Result<Option<VersionRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {VERSION_COLS} FROM versions WHERE version = ?1"),
+                [n],
+                version_row,
+            )
+            .optional()
+        })
+    }
+
+    pub fn staging_test(&self, n: i64) -> Result<Option<serde_json::Value>> {
+        self.with(|c| {
+            let s: Option<String> = c
+                .query_row("SELECT staging_test FROM versions WHERE version = ?1", [n], |r| r.get(0))
+                .optional()?;
+            Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
+        })
+    }
+
+    pub fn record_staging_result(&self, n: i64, passed: bool, detail: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let result = if passed { "Passed" } else { "Failed" };
+            tx.execute(
+                "UPDATE versions SET staging_result = ?2, staging_detail = ?3, staging_ts = ?4 WHERE version = ?1",
+                params![n, result, detail, now_ts()],
+            )?;
+            let event = if passed { "staging.passed" } else { "staging.failed" };
+            audit(&tx, "agent", "staging-tests", event, Some(n), None, detail)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    // ---- approvals --------------------------------------------------------------------
+
+    pub fn approval_seen(&self, source: &str) -> Result<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM approvals WHERE source = ?1)",
+                [source],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Records a decision and, when accepted, its effect, in one transaction.
+    pub fn record_decision(&self, d: &Decision) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let (outcome, reason) = match &d.outcome {
+                Ok(()) => ("accepted", None),
+                Err(r) => ("refused", Some(r.as_str())),
+            };
+            tx.execute(
+                "INSERT INTO approvals (source, action, version, stage, approver, method, given_ts, seen_ts, outcome, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![d.source, d.action, d.version, d.stage, d.approver, d.method, d.given_ts, now_ts(), outcome, reason],
+            )?;
+            if d.outcome.is_ok() {
+                match (d.action.as_str(), d.version) {
+                    ("approve", Some(n)) => {
+                        tx.execute(
+                            &format!("UPDATE versions SET approval = '{APPROVED}', approval_ts = ?2 WHERE version = ?1"),
+                            params![n, now_ts()],
+                        )?;
+                    }
+                    ("reject", Some(n)) => {
+                        tx.execute(
+                            &format!("UPDATE versions SET approval = '{REJECTED}', approval_ts = ?2, reject_reason = ?3 WHERE version = ?1"),
+                            params![n, now_ts(), format!("rejected by {} via {} ({})", d.approver, d.method, d.source)],
+                        )?;
+                    }
+                    _ => {}
+                }
+            }
+            let event = format!("{}.{}", d.action, outcome);
+            let detail = match &d.outcome {
+                Ok(()) => d.source.clone(),
+                Err(r) => format!("{}: {r}", d.source),
+            };
+            audit(&tx, &d.approver, &d.method, &event, d.version, None, &detail)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn approvals(&self) -> Result<Vec<ApprovalRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, source, action, version, stage, approver, method, given_ts, outcome, reason FROM approvals ORDER BY id",
+            )?;
+            let v = st
+                .query_map([], |r| {
+                    Ok(ApprovalRow {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        action: r.get(2)?,
+                        version: r.get(3)?,
+                        stage: r.get(4)?,
+                        approver: r.get(5)?,
+                        method: r.get(6)?,
+                        given_ts: r.get(7)?,
+                        outcome: r.get(8)?,
+                        reason: r.get(9)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    // ---- stages -----------------------------------------------------------------------
+
+    /// Staging serves the newest Approved version whose staging tests have not failed.
+    pub fn staging_target(&self) -> Result<Option<i64>> {
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT MAX(version) FROM versions WHERE approval = '{APPROVED}' AND (staging_result IS NULL OR staging_result = 'Passed')"
+                ),
+                [],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Production's history as a stack folded over accepted decisions: a promotion pushes
+    /// the version, a production rollback pops the top, a rejection removes the version.
+    /// Production serves the top.
+    pub fn production_stack(&self) -> Result<Vec<i64>> {
+        let mut stack: Vec<i64> = Vec::new();
+        for a in self.approvals()? {
+            if a.outcome != "accepted" {
+                continue;
+            }
+            match (a.action.as_str(), a.version) {
+                ("promote", Some(n)) => {
+                    stack.retain(|&v| v != n);
+                    stack.push(n);
+                }
+                ("reject", Some(n)) => stack.retain(|&v| v != n),
+                ("rollback", _) if a.stage.as_deref() == Some("production") => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+        Ok(stack)
+    }
+
+    pub fn production_target(&self) -> Result<Option<i64>> {
+        Ok(self.production_stack()?.last().copied())
+    }
+
+    pub fn record_deployment(&self, stage: &str, version: Option<i64>, reason: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO deployments (stage, version, at_ts, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![stage, version, now_ts(), reason],
+            )?;
+            let event = if version.is_some() { "deploy" } else { "undeploy" };
+            audit(&tx, "agent", "deploy", &format!("{stage}.{event}"), version, None, reason)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The version most recently deployed to `stage` (what it served when the agent stopped).
+    pub fn deployed(&self, stage: &str) -> Result<Option<i64>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT version FROM deployments WHERE stage = ?1 ORDER BY id DESC LIMIT 1",
+                [stage],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten())
+        })
+    }
+
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, at_ts, actor, how, event, version, run, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            )?;
+            let mut v = st
+                .query_map([limit as i64], |r| {
+                    Ok(AuditRow {
+                        id: r.get(0)?,
+                        at_ts: r.get(1)?,
+                        actor: r.get(2)?,
+                        how: r.get(3)?,
+                        event: r.get(4)?,
+                        version: r.get(5)?,
+                        run: r.get(6)?,
+                        detail: r.get(7)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            v.reverse();
+            Ok(v)
+        })
+    }
+}

@@ -1,0 +1,182 @@
+//! Staging tests: real requests to the live staging endpoint after each staging deploy.
+//!
+//! Owns the checks a version must pass before it may be promoted: the endpoint answers
+//! `/ping` as the expected version; held-out records sent as CSV, JSON and JSON lines get
+//! exactly the scores evaluation computed for them (so the deployed artifact is the evaluated
+//! one); and single-record latency stays within the stage's budget. It only reads the endpoint;
+//! recording the result is the reconciler's job.
+
+use std::time::{Duration, Instant};
+
+use crate::pipeline::StagingSample;
+use crate::serve::VERSION_HEADER;
+
+pub struct StagingTarget<'a> {
+    pub base_url: &'a str,
+    pub endpoint_name: &'a str,
+    pub version: i64,
+    pub latency_budget_ms: u64,
+}
+
+fn fmt_records(records: &[Vec<f64>], f: impl Fn(&[f64]) -> String) -> String {
+    let mut s = String::new();
+    for r in records {
+        s.push_str(&f(r));
+        s.push('\n');
+    }
+    s
+}
+
+fn csv_line(r: &[f64]) -> String {
+    r.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",")
+}
+
+fn json_array(r: &[f64]) -> String {
+    format!("[{}]", r.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(","))
+}
+
+/// Runs every check; `Ok(detail)` when all pass, `Err(what failed)` otherwise.
+pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let url = format!("{}/endpoints/{}/invocations", t.base_url, t.endpoint_name);
+
+    let ping = client
+        .get(format!("{}/ping", t.base_url))
+        .send()
+        .await
+        .map_err(|e| format!("GET /ping failed: {e}"))?;
+    if ping.status() != 200 {
+        return Err(format!("GET /ping answered {}", ping.status()));
+    }
+    check_version(ping.headers(), t.version, "/ping")?;
+
+    let bodies = [
+        ("text/csv", "application/json", fmt_records(&sample.records, csv_line)),
+        (
+            "application/json",
+            "application/jsonlines",
+            format!(
+                "{{\"instances\":[{}]}}",
+                sample
+                    .records
+                    .iter()
+                    .map(|r| format!("{{\"features\":{}}}", json_array(r)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+        (
+            "application/jsonlines",
+            "application/json",
+            fmt_records(&sample.records, |r| format!("{{\"features\":{}}}", json_array(r))),
+        ),
+    ];
+    for (ct, accept, body) in bodies {
+        let resp = client
+            .post(&url)
+            .header("content-type", ct)
+            .header("accept", accept)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST {ct} failed: {e}"))?;
+        let status = resp.status();
+        if status != 200 {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(format!("POST {ct} answered {status}: {text}"));
+        }
+        check_version(resp.headers(), t.version, ct)?;
+        let got_ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if !got_ct.starts_with(accept) {
+            return Err(format!("POST {ct} with Accept {accept} answered Content-Type {got_ct:?}"));
+        }
+        let text = resp.text().await.map_err(|e| format!("reading the {ct} response: {e}"))?;
+        let scores = parse_scores(&text, accept)?;
+        if scores.len() != sample.scores.len() {
+            return Err(format!(
+                "{ct}: {} scores for {} records",
+                scores.len(),
+                sample.scores.len()
+            ));
+        }
+        for (i, (got, want)) in scores.iter().zip(&sample.scores).enumerate() {
+            if got != want {
+                return Err(format!(
+                    "{ct}: record {i} scored {got} on staging but {want} in evaluation: the deployed model is not the evaluated one"
+                ));
+            }
+        }
+    }
+
+    let mut lat = Vec::new();
+    for r in sample.records.iter().cycle().take(sample.records.len().clamp(1, 50)) {
+        let t0 = Instant::now();
+        let resp = client
+            .post(&url)
+            .header("content-type", "text/csv")
+            .body(csv_line(r))
+            .send()
+            .await
+            .map_err(|e| format!("single-record request failed: {e}"))?;
+        let ok = resp.status() == 200;
+        let _ = resp.bytes().await;
+        if !ok {
+            return Err("a single-record request failed".into());
+        }
+        lat.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let p50 = lat[lat.len() / 2];
+    let p99 = lat[((lat.len() as f64 * 0.99).ceil() as usize).min(lat.len()) - 1];
+    if p99 > t.latency_budget_ms as f64 {
+        return Err(format!(
+            "p99 latency {p99:.1} ms exceeds the budget of {} ms",
+            t.latency_budget_ms
+        ));
+    }
+    Ok(format!(
+        "scores identical to evaluation on {} held-out records as text/csv, application/json and application/jsonlines; p50 {p50:.2} ms, p99 {p99:.2} ms over {} single-record requests (budget {} ms)",
+        sample.records.len(),
+        lat.len(),
+        t.latency_budget_ms
+    ))
+}
+
+fn check_version(h: &reqwest::header::HeaderMap, want: i64, what: &str) -> Result<(), String> {
+    let got = h.get(VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("none");
+    if got != want.to_string() {
+        return Err(format!("{what} was answered by model version {got}, expected v{want}"));
+    }
+    Ok(())
+}
+
+/// Parses `{"scores":[{"score":x},...]}` or JSON lines of `{"score":x}`.
+pub fn parse_scores(text: &str, accept: &str) -> Result<Vec<f64>, String> {
+    let get = |v: &serde_json::Value| v.get("score").and_then(|s| s.as_f64()).ok_or("a score is missing");
+    if accept == "application/jsonlines" {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).map_err(|e| e.to_string())?;
+                get(&v).map_err(str::to_string)
+            })
+            .collect()
+    } else {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        v.get("scores")
+            .and_then(|s| s.as_array())
+            .ok_or("no \"scores\" array")?
+            .iter()
+            .map(|s| get(s).map_err(str::to_string))
+            .collect()
+    }
+}
