@@ -48,7 +48,12 @@ fn roc_auc(scores: &[f64], labels: &[u8]) -> f64 {
     }
     let pos = labels.iter().filter(|&&l| l == 1).count() as f64;
     let neg = labels.len() as f64 - pos;
-    let sum: f64 = ranks.iter().zip(labels).filter(|(_, &l)| l == 1).map(|(r, _)| r).sum();
+    let sum: f64 = ranks
+        .iter()
+        .zip(labels)
+        .filter(|(_, &l)| l == 1)
+        .map(|(r, _)| r)
+        .sum();
     (sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
 
@@ -83,27 +88,50 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args.first().cloned().unwrap_or("/work/shared/datasets".into());
+    let dir = args
+        .first()
+        .cloned()
+        .unwrap_or("/work/shared/datasets".into());
     let names: Vec<String> = if args.len() > 1 {
         args[1..].to_vec()
     } else {
         [
-            "breastw", "ionosphere", "cardio", "musk", "thyroid", "annthyroid", "mammography",
-            "pendigits", "satellite", "satimage-2", "shuttle", "smtp", "creditcard_subset",
+            "breastw",
+            "ionosphere",
+            "cardio",
+            "musk",
+            "thyroid",
+            "annthyroid",
+            "mammography",
+            "pendigits",
+            "satellite",
+            "satimage-2",
+            "shuttle",
+            "smtp",
+            "creditcard_subset",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect()
     };
-    println!("{:<18} {:>7} {:>7} {:>6} {:>6} {:>8}", "data set", "ROC", "PR", "rows", "dims", "secs");
+    println!(
+        "{:<18} {:>7} {:>7} {:>6} {:>6} {:>8}",
+        "data set", "ROC", "PR", "rows", "dims", "secs"
+    );
     for name in names {
         let (x, y) = load(&format!("{dir}/{name}.csv"));
         let t = std::time::Instant::now();
         let mut rocs = Vec::new();
         let mut prs = Vec::new();
-        let nseeds: u64 = std::env::var("SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+        let nseeds: u64 = std::env::var("SEEDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
         for seed in 0..nseeds {
-            let cfg = ForestConfig { seed, ..Default::default() };
+            let cfg = ForestConfig {
+                seed,
+                ..Default::default()
+            };
             let f = Forest::fit(x.view(), cfg).unwrap();
             let s = f.score_batch_parallel(x.view(), 2);
             rocs.push(roc_auc(&s, &y));
@@ -111,7 +139,8 @@ fn main() {
         }
         if std::env::var("VERBOSE").is_ok() {
             let m = rocs.iter().sum::<f64>() / rocs.len() as f64;
-            let sd = (rocs.iter().map(|r| (r - m) * (r - m)).sum::<f64>() / rocs.len() as f64).sqrt();
+            let sd =
+                (rocs.iter().map(|r| (r - m) * (r - m)).sum::<f64>() / rocs.len() as f64).sqrt();
             println!("  per-seed ROC mean {m:.4} sd {sd:.4}");
         }
         println!(
