@@ -44,3 +44,175 @@ fn streaming_keeps_trees_valid() {
         assert_eq!(ts.tree.mass, 32);
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Points on a coarse grid (so duplicates happen) in `d` dimensions.
+    fn points(d: usize, max: usize) -> impl Strategy<Value = Vec<Vec<f32>>> {
+        prop::collection::vec(prop::collection::vec(-4i32..4, d), 1..max).prop_map(|v| {
+            v.into_iter()
+                .map(|p| p.into_iter().map(|x| x as f32 * 0.5).collect())
+                .collect()
+        })
+    }
+
+    fn to_array(pts: &[Vec<f32>]) -> Array2<f32> {
+        let d = pts[0].len();
+        Array2::from_shape_vec((pts.len(), d), pts.concat()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Boxes equal the union of their children (so contain every point below), masses add
+        /// up, leaf masses match the sampler, after fit and after every streaming update.
+        #[test]
+        fn boxes_and_masses_stay_consistent(pts in points(3, 60), seed in 0u64..1000, decay in prop::sample::select(vec![0.0, 0.05])) {
+            let mut f = Forest::new(3, ForestConfig { num_trees: 50, num_samples_per_tree: 8, seed, time_decay: decay }).unwrap();
+            for p in &pts {
+                f.update(p);
+                for ts in &f.trees {
+                    prop_assert!(ts.tree.check().is_ok(), "{:?}", ts.tree.check());
+                    prop_assert_eq!(ts.heap.len() as u32, ts.tree.mass);
+                }
+            }
+            let g = Forest::fit(to_array(&pts).view(), ForestConfig { num_trees: 50, num_samples_per_tree: 8, seed, time_decay: decay }).unwrap();
+            for ts in &g.trees {
+                prop_assert!(ts.tree.check().is_ok(), "{:?}", ts.tree.check());
+                prop_assert_eq!(ts.tree.mass as usize, pts.len().min(8));
+            }
+        }
+
+        /// Inserting a point then deleting it restores the same structure and boxes.
+        #[test]
+        fn insert_then_delete_restores(pts in points(2, 40), extra in prop::collection::vec(-5i32..5, 2), seed in 0u64..1000) {
+            let data = to_array(&pts);
+            let mut tree = Tree::new(2);
+            let mut rng = Pcg::new(seed, 0);
+            tree.build(data.as_slice().unwrap(), &mut rng);
+            let before = tree.canonical();
+            let x: Vec<f32> = extra.iter().map(|&v| v as f32 * 0.5).collect();
+            let leaf = tree.insert(&x, &mut rng);
+            prop_assert!(tree.check().is_ok());
+            tree.delete(leaf);
+            prop_assert!(tree.check().is_ok());
+            prop_assert_eq!(before, tree.canonical());
+        }
+
+        /// Scores are finite and non-negative; attribution sums to the score.
+        #[test]
+        fn scores_finite_and_attribution_sums(pts in points(3, 50), q in prop::collection::vec(-8.0f32..8.0, 3), seed in 0u64..1000) {
+            let f = Forest::fit(to_array(&pts).view(), ForestConfig { num_trees: 50, num_samples_per_tree: 16, seed, time_decay: 0.0 }).unwrap();
+            let mut queries = pts.clone();
+            queries.push(q);
+            for p in &queries {
+                let s = f.score(p);
+                prop_assert!(s.is_finite() && s >= 0.0, "score {}", s);
+                let a = f.attribution(p);
+                prop_assert!(a.high.iter().chain(&a.low).all(|v| v.is_finite() && *v >= 0.0));
+                prop_assert!((a.total() - s).abs() <= 1e-9 * s.max(1e-12), "{} vs {}", a.total(), s);
+            }
+        }
+
+        /// Serialisation round trip keeps scores and the continuation of the stream identical.
+        #[test]
+        fn round_trip_identical(pts in points(2, 40), seed in 0u64..1000) {
+            let mut f = Forest::new(2, ForestConfig { num_trees: 50, num_samples_per_tree: 8, seed, time_decay: 0.01 }).unwrap();
+            let half = pts.len() / 2;
+            for p in &pts[..half] { f.update(p); }
+            let bytes = f.to_bytes();
+            let mut g = Forest::from_bytes(&bytes).unwrap();
+            prop_assert_eq!(&g.to_bytes(), &bytes);
+            for p in &pts[half..] {
+                prop_assert_eq!(f.score(p).to_bits(), g.score(p).to_bits());
+                f.update(p);
+                g.update(p);
+            }
+            prop_assert_eq!(f.to_bytes(), g.to_bytes());
+        }
+    }
+}
+
+#[test]
+fn uniform_reservoir_is_uniform() {
+    // each of 40 positions should be sampled by about 8/40 of the trees
+    let n = 40;
+    let data = Array2::from_shape_fn((n, 1), |(i, _)| i as f32);
+    let mut counts = vec![0usize; n];
+    let mut total = 0;
+    for seed in 0..20 {
+        let f = Forest::fit(data.view(), cfg(50, 8, seed)).unwrap();
+        for ts in &f.trees {
+            for l in 0..ts.tree.leaf_mass.len() {
+                if ts.tree.leaf_mass[l] > 0 {
+                    counts[ts.tree.leaf_point(l)[0] as usize] += 1;
+                    total += 1;
+                }
+            }
+        }
+    }
+    let expect = total as f64 / n as f64;
+    for (i, &c) in counts.iter().enumerate() {
+        assert!(
+            (c as f64 - expect).abs() < 5.0 * expect.sqrt(),
+            "row {i}: {c} vs {expect}"
+        );
+    }
+}
+
+#[test]
+fn time_decay_favours_recent_points() {
+    let n = 2000;
+    let mut f = Forest::new(
+        1,
+        ForestConfig {
+            num_trees: 50,
+            num_samples_per_tree: 16,
+            seed: 1,
+            time_decay: 0.01,
+        },
+    )
+    .unwrap();
+    for i in 0..n {
+        f.update(&[i as f32]);
+    }
+    let mut mean = 0.0;
+    let mut k = 0.0;
+    for ts in &f.trees {
+        for l in 0..ts.tree.leaf_mass.len() {
+            if ts.tree.leaf_mass[l] > 0 {
+                mean += ts.tree.leaf_point(l)[0] as f64;
+                k += 1.0;
+            }
+        }
+    }
+    mean /= k;
+    // with λ = 0.01 the sample concentrates on the last few hundred points
+    assert!(mean > (n - 400) as f64, "mean sampled index {mean}");
+}
+
+#[test]
+fn single_point_and_duplicate_trees() {
+    let data = Array2::from_elem((10, 2), 1.5f32);
+    let f = Forest::fit(data.view(), cfg(50, 4, 0)).unwrap();
+    for ts in &f.trees {
+        ts.tree.check().unwrap();
+        assert_eq!(ts.tree.nodes.len(), 0);
+    }
+    let s_seen = f.score(&[1.5, 1.5]);
+    let s_new = f.score(&[3.0, 1.5]);
+    assert!(s_seen.is_finite() && s_new > s_seen);
+    assert!((f.attribution(&[1.5, 1.5]).total() - s_seen).abs() < 1e-12);
+    assert!((f.attribution(&[3.0, 1.5]).total() - s_new).abs() < 1e-12);
+    // streaming deletes down to empty and back
+    let mut g = Forest::new(2, cfg(50, 1, 0)).unwrap();
+    for i in 0..20 {
+        g.update(&[i as f32, 0.0]);
+        for ts in &g.trees {
+            ts.tree.check().unwrap();
+            assert_eq!(ts.tree.mass, 1);
+        }
+    }
+}
