@@ -242,8 +242,9 @@ fn cmd_run(cfg: &Config, commit: Option<String>, verbose: bool) -> Result<i32> {
 
 /// The `status --json` document (the contract in DESIGN.md, plus extra fields).
 pub fn status_json(cfg: &Config, reg: &Registry) -> Result<serde_json::Value> {
-    let staging = reg.staging_target()?;
-    let production = reg.production_target()?;
+    // What each stage serves: its latest deployment, as recorded by the agent.
+    let staging = reg.deployed("staging")?;
+    let production = reg.deployed("production")?;
     let (staging_url, production_url) = agent::endpoint_urls(cfg);
     let versions: Vec<serde_json::Value> = reg
         .versions()?
@@ -320,8 +321,8 @@ fn cmd_status(cfg: &Config, json: bool) -> Result<i32> {
             .map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join("+"))
             .unwrap_or_default();
         out.push_str(&format!(
-            "v{:<7} {:<13} {:<22} {:<19} {:>8.4} {:>8.4} {:<8} {}\n",
-            v["version"],
+            "{:<8} {:<13} {:<22} {:<19} {:>8.4} {:>8.4} {:<8} {}\n",
+            format!("v{}", v["version"]),
             short(v["commit"].as_str().unwrap_or("")),
             v["approval"].as_str().unwrap_or(""),
             if stages.is_empty() { "-".to_string() } else { stages },
@@ -352,7 +353,7 @@ fn cmd_status(cfg: &Config, json: bool) -> Result<i32> {
     for r in doc["runs"].as_array().into_iter().flatten().take(5) {
         out.push_str(&format!(
             "  run {:<4} {:<13} {:<10} {}\n",
-            r["run"],
+            r["run"].to_string(),
             short(r["commit"].as_str().unwrap_or("")),
             r["status"].as_str().unwrap_or(""),
             r["version"]

@@ -488,9 +488,7 @@ impl Forest {
             let acc = &mut out[start..start + m];
             acc.iter_mut().for_each(|v| *v = 0.0);
             for t in &active {
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a += t.score(&buf[j * d..(j + 1) * d]);
-                }
+                t.score_block_into(&buf[..m * d], acc);
             }
             acc.iter_mut().for_each(|v| *v /= k);
             start += m;

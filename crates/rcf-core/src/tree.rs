@@ -7,6 +7,8 @@ use crate::rng::Pcg;
 
 pub(crate) const NIL: u32 = u32::MAX;
 pub(crate) const LEAF: u32 = 1 << 31;
+/// Points walked down a tree together in batch scoring.
+pub(crate) const LANES: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
@@ -148,6 +150,27 @@ pub(crate) fn score_seen(depth: f64, mass: f64) -> f64 {
 #[inline]
 pub(crate) fn score_unseen(depth: f64) -> f64 {
     1.0 / (depth + 1.0)
+}
+
+const INV_LEN: usize = 128;
+const INV_DEPTH: [f64; INV_LEN] = {
+    let mut t = [0.0f64; INV_LEN];
+    let mut i = 0;
+    while i < INV_LEN {
+        t[i] = 1.0 / (i as f64 + 1.0);
+        i += 1;
+    }
+    t
+};
+
+/// `score_unseen(depth)` from a table (identical values: the same division, done once).
+#[inline(always)]
+pub(crate) fn inv_depth(depth: usize) -> f64 {
+    if depth < INV_LEN {
+        INV_DEPTH[depth]
+    } else {
+        1.0 / (depth as f64 + 1.0)
+    }
 }
 #[inline]
 pub(crate) fn damp(leaf_mass: f64, tree_mass: f64) -> f64 {
@@ -537,11 +560,13 @@ impl Tree {
     }
 
     /// Unnormalised reference score of `x` (see the crate docs), computed root to leaf.
+    /// Branch-free per level apart from the descent itself: when `x` is inside a box the
+    /// separation probability is 0 and the running sums are unchanged.
     #[inline]
     pub(crate) fn raw_score(&self, x: &[f32]) -> f64 {
         let d = self.dim;
         let mut cur = self.root;
-        let mut depth = 0.0f64;
+        let mut depth = 0usize;
         let mut acc = 0.0f64;
         let mut rem = 1.0f64;
         while cur & LEAF == 0 {
@@ -549,26 +574,90 @@ impl Tree {
             let node = &self.nodes[n];
             let b = &self.bounds[n * 2 * d..(n + 1) * 2 * d];
             let e = outside(&b[..d], &b[d..], x) as f64;
-            if e > 0.0 {
-                let p = e / (node.range + e);
-                acc += rem * p * score_unseen(depth);
-                rem *= 1.0 - p;
-            }
-            cur = if x[node.cut_dim as usize] <= node.cut_val {
-                node.left
-            } else {
-                node.right
-            };
-            depth += 1.0;
+            let p = e / (node.range + e);
+            acc += rem * p * inv_depth(depth);
+            rem -= rem * p;
+            let go_right = x[node.cut_dim as usize] > node.cut_val;
+            cur = if go_right { node.right } else { node.left };
+            depth += 1;
         }
         let l = (cur & !LEAF) as usize;
         let leaf_score = if self.leaf_point(l) == x {
             let m = self.leaf_mass[l] as f64;
-            damp(m, self.mass as f64) * score_seen(depth, m)
+            damp(m, self.mass as f64) * score_seen(depth as f64, m)
         } else {
-            score_unseen(depth)
+            score_unseen(depth as f64)
         };
         acc + rem * leaf_score
+    }
+
+    /// Add this tree's normalised score of each of the `acc.len()` points in `xs`
+    /// (`acc.len() * dim` floats, contiguous) into `acc`. Walks [`LANES`] points down the
+    /// tree in lockstep so their independent memory chains overlap; every value is
+    /// bit-identical to [`Tree::score`].
+    pub(crate) fn score_block_into(&self, xs: &[f32], acc: &mut [f64]) {
+        let d = self.dim;
+        let norm = normalizer(self.mass as f64);
+        let m = acc.len();
+        let full = m / LANES * LANES;
+        let mut j = 0;
+        while j < full {
+            let mut out = [0.0f64; LANES];
+            self.raw_score_lanes(&xs[j * d..(j + LANES) * d], &mut out);
+            for k in 0..LANES {
+                acc[j + k] += out[k] * norm;
+            }
+            j += LANES;
+        }
+        while j < m {
+            acc[j] += self.raw_score(&xs[j * d..(j + 1) * d]) * norm;
+            j += 1;
+        }
+    }
+
+    /// [`Tree::raw_score`] for `LANES` points at once (same arithmetic per lane).
+    #[inline]
+    fn raw_score_lanes(&self, xs: &[f32], out: &mut [f64; LANES]) {
+        let d = self.dim;
+        let mut cur = [self.root; LANES];
+        let mut depth = [0usize; LANES];
+        let mut acc = [0.0f64; LANES];
+        let mut rem = [1.0f64; LANES];
+        loop {
+            let mut active = false;
+            for k in 0..LANES {
+                let c = cur[k];
+                if c & LEAF != 0 {
+                    continue;
+                }
+                active = true;
+                let x = &xs[k * d..(k + 1) * d];
+                let n = c as usize;
+                let node = &self.nodes[n];
+                let b = &self.bounds[n * 2 * d..(n + 1) * 2 * d];
+                let e = outside(&b[..d], &b[d..], x) as f64;
+                let p = e / (node.range + e);
+                acc[k] += rem[k] * p * inv_depth(depth[k]);
+                rem[k] -= rem[k] * p;
+                let go_right = x[node.cut_dim as usize] > node.cut_val;
+                cur[k] = if go_right { node.right } else { node.left };
+                depth[k] += 1;
+            }
+            if !active {
+                break;
+            }
+        }
+        for k in 0..LANES {
+            let x = &xs[k * d..(k + 1) * d];
+            let l = (cur[k] & !LEAF) as usize;
+            let leaf_score = if self.leaf_point(l) == x {
+                let m = self.leaf_mass[l] as f64;
+                damp(m, self.mass as f64) * score_seen(depth[k] as f64, m)
+            } else {
+                score_unseen(depth[k] as f64)
+            };
+            out[k] = acc[k] + rem[k] * leaf_score;
+        }
     }
 
     /// Normalised score of `x` against this (non-empty) tree.
