@@ -300,15 +300,6 @@ async fn invoke(ep: Arc<Endpoint>, headers: HeaderMap, body: Body) -> Response {
             None,
         );
     };
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > MAX_BODY {
-            return too_large();
-        }
-    }
     let fmt = match parse_content_type(&headers) {
         Ok(f) => f,
         Err(r) => return r,
@@ -317,9 +308,9 @@ async fn invoke(ep: Arc<Endpoint>, headers: HeaderMap, body: Body) -> Response {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+    let bytes: Bytes = match read_body(body).await {
         Ok(b) => b,
-        Err(_) => return too_large(),
+        Err(r) => return r,
     };
     let attribution = headers
         .get("x-amzn-sagemaker-custom-attributes")
@@ -391,6 +382,35 @@ fn bytes_hint(h: &HeaderMap) -> usize {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Bytes of an oversized body read and discarded so the client sees the 413 rather than a
+/// reset connection; beyond this the connection is closed.
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// Collects the body up to [`MAX_BODY`]; an oversized body is drained and answered with 413.
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(error(StatusCode::BAD_REQUEST, "ValidationError", "the request body could not be read".into(), None));
+        };
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if total > MAX_BODY {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn too_large() -> Response {

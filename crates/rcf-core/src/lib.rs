@@ -78,7 +78,7 @@ pub use shingle::Shingle;
 
 use ndarray::ArrayView2;
 use rng::Pcg;
-use tree::{Tree, NIL};
+use tree::{Tree, LANES, NIL};
 
 /// Hyperparameters (SageMaker's names).
 #[derive(Clone, Debug, PartialEq)]
@@ -257,6 +257,30 @@ fn reservoir_put<T: Copy>(heap: &mut Vec<(f64, T)>, cap: usize, w: f64, item: T)
     }
 }
 
+#[inline(always)]
+fn score_block_generic(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
+    for t in trees {
+        t.score_block_into(xs, acc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn score_block_avx2(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
+    score_block_generic(trees, xs, acc)
+}
+
+fn score_block_dispatch(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { score_block_avx2(trees, xs, acc) };
+        }
+    }
+    score_block_generic(trees, xs, acc)
+}
+
 /// A Random Cut Forest. `Clone + Debug + Send + Sync`.
 #[derive(Clone)]
 pub struct Forest {
@@ -398,19 +422,54 @@ impl Forest {
             point.len(),
             self.dim
         );
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { self.score_avx2(point) };
+            }
+        }
+        self.score_generic(point)
+    }
+
+    #[inline(always)]
+    fn score_generic(&self, point: &[f32]) -> f64 {
         let mut s = 0.0;
         let mut k = 0usize;
+        let mut group: [&Tree; LANES] = [&self.trees[0].tree; LANES];
+        let mut g = 0;
         for ts in &self.trees {
-            if ts.tree.root != NIL {
-                s += ts.tree.score(point);
-                k += 1;
+            if ts.tree.root == NIL {
+                continue;
             }
+            group[g] = &ts.tree;
+            g += 1;
+            k += 1;
+            if g == LANES {
+                let mut out = [0.0f64; LANES];
+                tree::raw_scores_lanes(group, [point; LANES], &mut out);
+                for (t, r) in group.iter().zip(out) {
+                    s += r * tree::normalizer(t.mass as f64);
+                }
+                g = 0;
+            }
+        }
+        for t in &group[..g] {
+            s += t.score(point);
         }
         if k == 0 {
             0.0
         } else {
             s / k as f64
         }
+    }
+
+    /// The same code compiled for AVX2 (identical results: the summation order is fixed and
+    /// no fused multiply-add is used).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn score_avx2(&self, point: &[f32]) -> f64 {
+        self.score_generic(point)
     }
 
     /// [`Forest::score`] with the point checked first (dimension, finite values).
@@ -487,9 +546,7 @@ impl Forest {
             }
             let acc = &mut out[start..start + m];
             acc.iter_mut().for_each(|v| *v = 0.0);
-            for t in &active {
-                t.score_block_into(&buf[..m * d], acc);
-            }
+            score_block_dispatch(&active, &buf[..m * d], acc);
             acc.iter_mut().for_each(|v| *v /= k);
             start += m;
         }

@@ -121,25 +121,84 @@ pub(crate) fn outside(lo: &[f32], hi: &[f32], x: &[f32]) -> f32 {
             acc[j] += below + above;
         }
     }
+    let (lr, hr, xr) = (lc.remainder(), hc.remainder(), xc.remainder());
+    let mut acc4 = [0.0f32; 4];
     let mut tail = 0.0f32;
-    for ((l, h), p) in lc
-        .remainder()
-        .iter()
-        .zip(hc.remainder())
-        .zip(xc.remainder())
-    {
+    let mut i = 0;
+    if lr.len() >= 4 {
+        for j in 0..4 {
+            let below = lr[j] - xr[j];
+            let above = xr[j] - hr[j];
+            let below = if below > 0.0 { below } else { 0.0 };
+            let above = if above > 0.0 { above } else { 0.0 };
+            acc4[j] = below + above;
+        }
+        i = 4;
+    }
+    for ((l, h), p) in lr[i..].iter().zip(&hr[i..]).zip(&xr[i..]) {
         let below = l - p;
         let above = p - h;
         let below = if below > 0.0 { below } else { 0.0 };
         let above = if above > 0.0 { above } else { 0.0 };
         tail += below + above;
     }
+    let tail = ((acc4[0] + acc4[2]) + (acc4[1] + acc4[3])) + tail;
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])) + tail
 }
 
 #[inline]
 fn range_of(lo: &[f32], hi: &[f32]) -> f64 {
     lo.iter().zip(hi).map(|(&a, &b)| b as f64 - a as f64).sum()
+}
+
+/// [`Tree::raw_score`] of `LANES` (tree, point) pairs walked in lockstep, so that their
+/// independent memory-latency chains overlap (a batch of points down one tree, or one point
+/// down several trees). Same arithmetic per lane as [`Tree::raw_score`], so bit-identical.
+/// Every tree must be non-empty.
+#[inline(always)]
+pub(crate) fn raw_scores_lanes(trees: [&Tree; LANES], xs: [&[f32]; LANES], out: &mut [f64; LANES]) {
+    let mut cur: [u32; LANES] = std::array::from_fn(|k| trees[k].root);
+    let mut depth = [0usize; LANES];
+    let mut acc = [0.0f64; LANES];
+    let mut rem = [1.0f64; LANES];
+    loop {
+        let mut active = false;
+        for k in 0..LANES {
+            let c = cur[k];
+            if c & LEAF != 0 {
+                continue;
+            }
+            active = true;
+            let t = trees[k];
+            let d = t.dim;
+            let x = xs[k];
+            let n = c as usize;
+            let node = &t.nodes[n];
+            let b = &t.bounds[n * 2 * d..(n + 1) * 2 * d];
+            let e = outside(&b[..d], &b[d..], x) as f64;
+            let p = e / (node.range + e);
+            acc[k] += rem[k] * p * inv_depth(depth[k]);
+            rem[k] -= rem[k] * p;
+            let go_right = x[node.cut_dim as usize] > node.cut_val;
+            cur[k] = if go_right { node.right } else { node.left };
+            depth[k] += 1;
+        }
+        if !active {
+            break;
+        }
+    }
+    for k in 0..LANES {
+        let t = trees[k];
+        let x = xs[k];
+        let l = (cur[k] & !LEAF) as usize;
+        let leaf_score = if t.leaf_point(l) == x {
+            let m = t.leaf_mass[l] as f64;
+            damp(m, t.mass as f64) * score_seen(depth[k] as f64, m)
+        } else {
+            score_unseen(depth[k] as f64)
+        };
+        out[k] = acc[k] + rem[k] * leaf_score;
+    }
 }
 
 /// The reference scoring functions (AWS random-cut-forest-by-aws `CommonUtils`).
@@ -562,7 +621,7 @@ impl Tree {
     /// Unnormalised reference score of `x` (see the crate docs), computed root to leaf.
     /// Branch-free per level apart from the descent itself: when `x` is inside a box the
     /// separation probability is 0 and the running sums are unchanged.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn raw_score(&self, x: &[f32]) -> f64 {
         let d = self.dim;
         let mut cur = self.root;
@@ -595,6 +654,7 @@ impl Tree {
     /// (`acc.len() * dim` floats, contiguous) into `acc`. Walks [`LANES`] points down the
     /// tree in lockstep so their independent memory chains overlap; every value is
     /// bit-identical to [`Tree::score`].
+    #[inline(always)]
     pub(crate) fn score_block_into(&self, xs: &[f32], acc: &mut [f64]) {
         let d = self.dim;
         let norm = normalizer(self.mass as f64);
@@ -603,7 +663,8 @@ impl Tree {
         let mut j = 0;
         while j < full {
             let mut out = [0.0f64; LANES];
-            self.raw_score_lanes(&xs[j * d..(j + LANES) * d], &mut out);
+            let lanes: [&[f32]; LANES] = std::array::from_fn(|k| &xs[(j + k) * d..(j + k + 1) * d]);
+            raw_scores_lanes([self; LANES], lanes, &mut out);
             for k in 0..LANES {
                 acc[j + k] += out[k] * norm;
             }
@@ -615,53 +676,8 @@ impl Tree {
         }
     }
 
-    /// [`Tree::raw_score`] for `LANES` points at once (same arithmetic per lane).
-    #[inline]
-    fn raw_score_lanes(&self, xs: &[f32], out: &mut [f64; LANES]) {
-        let d = self.dim;
-        let mut cur = [self.root; LANES];
-        let mut depth = [0usize; LANES];
-        let mut acc = [0.0f64; LANES];
-        let mut rem = [1.0f64; LANES];
-        loop {
-            let mut active = false;
-            for k in 0..LANES {
-                let c = cur[k];
-                if c & LEAF != 0 {
-                    continue;
-                }
-                active = true;
-                let x = &xs[k * d..(k + 1) * d];
-                let n = c as usize;
-                let node = &self.nodes[n];
-                let b = &self.bounds[n * 2 * d..(n + 1) * 2 * d];
-                let e = outside(&b[..d], &b[d..], x) as f64;
-                let p = e / (node.range + e);
-                acc[k] += rem[k] * p * inv_depth(depth[k]);
-                rem[k] -= rem[k] * p;
-                let go_right = x[node.cut_dim as usize] > node.cut_val;
-                cur[k] = if go_right { node.right } else { node.left };
-                depth[k] += 1;
-            }
-            if !active {
-                break;
-            }
-        }
-        for k in 0..LANES {
-            let x = &xs[k * d..(k + 1) * d];
-            let l = (cur[k] & !LEAF) as usize;
-            let leaf_score = if self.leaf_point(l) == x {
-                let m = self.leaf_mass[l] as f64;
-                damp(m, self.mass as f64) * score_seen(depth[k] as f64, m)
-            } else {
-                score_unseen(depth[k] as f64)
-            };
-            out[k] = acc[k] + rem[k] * leaf_score;
-        }
-    }
-
     /// Normalised score of `x` against this (non-empty) tree.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn score(&self, x: &[f32]) -> f64 {
         self.raw_score(x) * normalizer(self.mass as f64)
     }
