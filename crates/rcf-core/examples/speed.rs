@@ -40,7 +40,12 @@ fn best<F: FnMut()>(runs: usize, mut f: F) -> f64 {
 fn main() {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let want = |s: &str| which.is_empty() || which.iter().any(|w| s.contains(w.as_str()));
-    let cfg = ForestConfig { num_trees: 100, num_samples_per_tree: 256, seed: 42, time_decay: 0.0 };
+    let cfg = ForestConfig {
+        num_trees: 100,
+        num_samples_per_tree: 256,
+        seed: 42,
+        time_decay: 0.0,
+    };
     for d in [8usize, 30] {
         let train = data(20_000, d, 1);
         let f = Forest::fit(train.view(), cfg.clone()).unwrap();
@@ -83,7 +88,10 @@ fn main() {
                 }
                 std::hint::black_box(s);
             });
-            println!("d={d} update+score     {:>10.0} points/s", stream.nrows() as f64 / t);
+            println!(
+                "d={d} update+score     {:>10.0} points/s",
+                stream.nrows() as f64 / t
+            );
         }
     }
     if want("fit") {
