@@ -4,6 +4,12 @@
 use clap::Parser;
 
 fn main() {
+    // Behave like other Unix tools when the reader goes away (`rcfops logs | head`).
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = rcfops::cli::Cli::parse();
     match rcfops::cli::main_with(cli) {
         Ok(code) => std::process::exit(code),
