@@ -15,7 +15,7 @@
 use crate::error::RcfError;
 use crate::rng::Pcg;
 use crate::tree::{Node, Tree};
-use crate::{Forest, ForestConfig, TreeState};
+use crate::{Forest, ForestConfig, Reservoir, TreeState};
 
 pub(crate) const MAGIC: &[u8; 8] = b"RCFOREST";
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -98,7 +98,7 @@ pub(crate) fn encode(f: &Forest) -> Vec<u8> {
         }
         w.u32s(&t.free_leaves);
         w.u64(ts.heap.len() as u64);
-        for &(wt, l) in &ts.heap {
+        for &(wt, l) in &ts.heap.heap {
             w.f64(wt);
             w.u32(l);
         }
@@ -314,7 +314,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Forest, RcfError> {
                 "sampler entries do not match the tree's leaf masses",
             ));
         }
-        trees.push(TreeState { tree: t, rng, heap });
+        trees.push(TreeState {
+            tree: t,
+            rng,
+            heap: Reservoir::from_heap(heap),
+        });
     }
     if r.pos != r.b.len() {
         return Err(corrupt("unexpected bytes after the last tree"));

@@ -181,8 +181,8 @@ impl DiVector {
 pub(crate) struct TreeState {
     pub(crate) tree: Tree,
     pub(crate) rng: Pcg,
-    /// Max-heap on weight of (weight, leaf index) for every sampled point.
-    pub(crate) heap: Vec<(f64, u32)>,
+    /// (weight, leaf index) of every sampled point.
+    pub(crate) heap: Reservoir<u32>,
 }
 
 #[inline]
@@ -220,40 +220,80 @@ fn sift_up<T: Copy>(h: &mut [(f64, T)], mut i: usize) {
     }
 }
 
-/// Decide whether a weight reservoir of capacity `cap` keeps the point offered at sequence
-/// index `seq`; returns its weight when kept (the caller then evicts the top when full).
-#[inline]
-fn reservoir_decide<T>(
-    heap: &[(f64, T)],
-    cap: usize,
-    rng: &mut Pcg,
-    lambda: f64,
-    seq: u64,
-) -> Option<f64> {
-    let u = rng.next_open01();
-    if heap.len() < cap {
-        return Some(weight(u, lambda, seq));
-    }
-    // w < wmax  <=>  u > exp(-exp(wmax + λ t)): cheap rejection without logarithms
-    let top = heap[0].0 + lambda * seq as f64;
-    let thr = (-top.exp()).exp();
-    if u <= thr {
-        return None;
-    }
-    let w = weight(u, lambda, seq);
-    (w < heap[0].0).then_some(w)
+/// A weighted reservoir: keeps the `cap` items of smallest weight in a max-heap.
+#[derive(Clone, Debug)]
+pub(crate) struct Reservoir<T> {
+    pub(crate) heap: Vec<(f64, T)>,
+    /// With λ = 0 and a full heap: `exp(-exp(max weight))`, the acceptance threshold on `u`.
+    thr: f64,
 }
 
-/// Put an accepted item: replaces the top (largest weight) when full, else pushes.
-#[inline]
-fn reservoir_put<T: Copy>(heap: &mut Vec<(f64, T)>, cap: usize, w: f64, item: T) {
-    if heap.len() < cap {
-        heap.push((w, item));
-        let n = heap.len() - 1;
-        sift_up(heap, n);
-    } else {
-        heap[0] = (w, item);
-        sift_down(heap, 0);
+impl<T: Copy> Reservoir<T> {
+    pub(crate) fn new(cap: usize) -> Self {
+        Reservoir {
+            heap: Vec::with_capacity(cap),
+            thr: 0.0,
+        }
+    }
+
+    pub(crate) fn from_heap(heap: Vec<(f64, T)>) -> Self {
+        let mut r = Reservoir { heap, thr: 0.0 };
+        r.refresh();
+        r
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    fn refresh(&mut self) {
+        self.thr = match self.heap.first() {
+            Some(&(w, _)) => (-w.exp()).exp(),
+            None => 0.0,
+        };
+    }
+
+    /// Decide whether the item offered at sequence index `seq` is kept; returns its weight
+    /// when it is (the caller then evicts the top when full, see [`Reservoir::put`]).
+    #[inline]
+    pub(crate) fn decide(&self, cap: usize, rng: &mut Pcg, lambda: f64, seq: u64) -> Option<f64> {
+        let u = rng.next_open01();
+        if self.heap.len() < cap {
+            return Some(weight(u, lambda, seq));
+        }
+        // w < wmax  <=>  u > exp(-exp(wmax + λ t)): rejection without logarithms
+        let thr = if lambda == 0.0 {
+            self.thr
+        } else {
+            (-(self.heap[0].0 + lambda * seq as f64).exp()).exp()
+        };
+        if u <= thr {
+            return None;
+        }
+        let w = weight(u, lambda, seq);
+        (w < self.heap[0].0).then_some(w)
+    }
+
+    /// The item evicted by the next [`Reservoir::put`] when full.
+    pub(crate) fn top(&self) -> T {
+        self.heap[0].1
+    }
+
+    /// Put an accepted item: replaces the top (largest weight) when full, else pushes.
+    #[inline]
+    pub(crate) fn put(&mut self, cap: usize, w: f64, item: T) {
+        let heap = &mut self.heap;
+        if heap.len() < cap {
+            heap.push((w, item));
+            let n = heap.len() - 1;
+            sift_up(heap, n);
+        } else {
+            heap[0] = (w, item);
+            sift_down(heap, 0);
+        }
+        if heap.len() == cap {
+            self.refresh();
+        }
     }
 }
 
@@ -313,7 +353,7 @@ impl Forest {
             .map(|t| TreeState {
                 tree: Tree::new(dim),
                 rng: Pcg::new(config.seed, t as u64),
-                heap: Vec::new(),
+                heap: Reservoir::new(config.num_samples_per_tree),
             })
             .collect();
         Ok(Forest {
@@ -349,24 +389,30 @@ impl Forest {
         let mut forest = Forest::new(d, config)?;
         let cap = forest.config.num_samples_per_tree;
         let lambda = forest.config.time_decay;
-        let mut samples: Vec<Vec<(f64, usize)>> = (0..forest.trees.len())
-            .map(|_| Vec::with_capacity(cap))
+        let mut samples: Vec<Reservoir<usize>> = (0..forest.trees.len())
+            .map(|_| Reservoir::new(cap))
             .collect();
         for i in 0..n {
             for (ts, heap) in forest.trees.iter_mut().zip(samples.iter_mut()) {
-                if let Some(w) = reservoir_decide(heap, cap, &mut ts.rng, lambda, i as u64) {
-                    reservoir_put(heap, cap, w, i);
+                if let Some(w) = heap.decide(cap, &mut ts.rng, lambda, i as u64) {
+                    heap.put(cap, w, i);
                 }
             }
         }
         let mut buf = Vec::with_capacity(cap * d);
         for (ts, heap) in forest.trees.iter_mut().zip(samples) {
             buf.clear();
-            for &(_, row) in &heap {
+            for &(_, row) in &heap.heap {
                 buf.extend(data.row(row).iter());
             }
             let leaves = ts.tree.build(&buf, &mut ts.rng);
-            ts.heap = heap.iter().zip(leaves).map(|(&(w, _), l)| (w, l)).collect();
+            ts.heap = Reservoir::from_heap(
+                heap.heap
+                    .iter()
+                    .zip(leaves)
+                    .map(|(&(w, _), l)| (w, l))
+                    .collect(),
+            );
         }
         forest.seq = n as u64;
         Ok(forest)
@@ -599,12 +645,12 @@ impl Forest {
         let lambda = self.config.time_decay;
         for ts in &mut self.trees {
             let TreeState { tree, rng, heap } = ts;
-            if let Some(w) = reservoir_decide(heap, cap, rng, lambda, seq) {
+            if let Some(w) = heap.decide(cap, rng, lambda, seq) {
                 if heap.len() >= cap {
-                    tree.delete(heap[0].1);
+                    tree.delete(heap.top());
                 }
                 let leaf = tree.insert(point, rng);
-                reservoir_put(heap, cap, w, leaf);
+                heap.put(cap, w, leaf);
             }
         }
         Ok(())
@@ -617,7 +663,7 @@ impl Forest {
             + self
                 .trees
                 .iter()
-                .map(|t| t.tree.heap_bytes() + t.heap.capacity() * 16)
+                .map(|t| t.tree.heap_bytes() + t.heap.heap.capacity() * 16)
                 .sum::<usize>()
     }
 
