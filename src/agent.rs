@@ -78,7 +78,10 @@ pub fn init_repo(cfg: &Config) -> anyhow::Result<bool> {
 }
 
 /// Runs the agent until `shutdown` resolves.
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("cannot create the state folder {}", cfg.state_dir.display()))?;
     let lock = File::create(lock_file(&cfg))?;
@@ -93,7 +96,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let store = ArtifactStore::open(&cfg.artifacts_dir())?;
     store.clean_temporaries();
     for r in registry.mark_interrupted_runs()? {
-        tracing::warn!(run = r.run, commit = &r.commit[..12], "run {} was interrupted by a stop or crash; it will run again", r.run);
+        tracing::warn!(
+            run = r.run,
+            commit = &r.commit[..12],
+            "run {} was interrupted by a stop or crash; it will run again",
+            r.run
+        );
     }
 
     let bind = |addr: std::net::SocketAddr, stage: &str| {
@@ -121,8 +129,16 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let s1 = tokio::spawn(crate::serve::serve(staging_l, staging.clone(), stopped(stop_rx.clone())));
-    let s2 = tokio::spawn(crate::serve::serve(production_l, production.clone(), stopped(stop_rx.clone())));
+    let s1 = tokio::spawn(crate::serve::serve(
+        staging_l,
+        staging.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let s2 = tokio::spawn(crate::serve::serve(
+        production_l,
+        production.clone(),
+        stopped(stop_rx.clone()),
+    ));
     tracing::info!("staging endpoint on {staging_url}, production endpoint on {production_url}");
 
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel();
@@ -145,7 +161,16 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let debounce = Duration::from_millis(cfg.agent.debounce_ms);
     let mut resync = tokio::time::interval(Duration::from_millis(cfg.agent.resync_ms));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut rec = Reconciler::new(cfg, registry, store, staging, production, staging_url, production_url, wake_tx);
+    let mut rec = Reconciler::new(
+        cfg,
+        registry,
+        store,
+        staging,
+        production,
+        staging_url,
+        production_url,
+        wake_tx,
+    );
     let shutdown = tokio::spawn(shutdown);
     tokio::pin!(shutdown);
     loop {

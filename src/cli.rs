@@ -24,7 +24,11 @@ use crate::repo::ModelRepo;
 use crate::spec::{DataSpec, PreprocessSpec, Scaling};
 
 #[derive(Parser, Debug)]
-#[command(name = "rcfops", version, about = "GitOps MLOps agent for Random Cut Forest fraud models: commit → train → approve → staging → production")]
+#[command(
+    name = "rcfops",
+    version,
+    about = "GitOps MLOps agent for Random Cut Forest fraud models: commit → train → approve → staging → production"
+)]
 pub struct Cli {
     /// Configuration file (relative paths in it resolve against its folder).
     #[arg(long, global = true, default_value = "config.toml")]
@@ -166,9 +170,15 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Command::Up => {
             crate::logging::init(Some(&cfg.log_path()), cli.verbose)?;
             if agent::init_repo(&cfg)? {
-                tracing::info!("created the model repo {} from {}", cfg.repo.path.display(), cfg.repo.template.display());
+                tracing::info!(
+                    "created the model repo {} from {}",
+                    cfg.repo.path.display(),
+                    cfg.repo.template.display()
+                );
             }
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(agent::run(cfg, agent::shutdown_signal()))?;
             Ok(0)
         }
@@ -178,7 +188,11 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Command::Approve(a) => cmd_approval(&cfg, "approve", a),
         Command::Promote(a) => cmd_approval(&cfg, "promote", a),
         Command::Reject(a) => cmd_approval(&cfg, "reject", a),
-        Command::Rollback { stage, reason, no_wait } => cmd_rollback(&cfg, &stage, reason, no_wait),
+        Command::Rollback {
+            stage,
+            reason,
+            no_wait,
+        } => cmd_rollback(&cfg, &stage, reason, no_wait),
         Command::Logs { follow, run, json } => cmd_logs(&cfg, follow, run, json),
         Command::Score { stage, file } => cmd_score(&cfg, &stage, file),
         Command::Eval(a) => cmd_eval(a),
@@ -221,11 +235,20 @@ fn cmd_run(cfg: &Config, commit: Option<String>, verbose: bool) -> Result<i32> {
     };
     match pipeline::execute(&env, run, &commit, &Arc::new(Cancel::default())) {
         Outcome::Registered { version, new: true } => {
-            println!("run {run}: registered v{version} from {} (PendingManualApproval)", short(&commit));
+            println!(
+                "run {run}: registered v{version} from {} (PendingManualApproval)",
+                short(&commit)
+            );
             Ok(0)
         }
-        Outcome::Registered { version, new: false } => {
-            println!("run {run}: commit {} is already v{version}; nothing registered twice", short(&commit));
+        Outcome::Registered {
+            version,
+            new: false,
+        } => {
+            println!(
+                "run {run}: commit {} is already v{version}; nothing registered twice",
+                short(&commit)
+            );
             Ok(0)
         }
         Outcome::Failed(e) => {
@@ -291,7 +314,11 @@ pub fn status_json(cfg: &Config, reg: &Registry) -> Result<serde_json::Value> {
             })
         })
         .collect();
-    let group = reg.versions()?.last().map(|v| v.model_group.clone()).unwrap_or_else(|| "rcf-model".into());
+    let group = reg
+        .versions()?
+        .last()
+        .map(|v| v.model_group.clone())
+        .unwrap_or_else(|| "rcf-model".into());
     Ok(serde_json::json!({
         "versions": versions,
         "runs": runs,
@@ -318,14 +345,23 @@ fn cmd_status(cfg: &Config, json: bool) -> Result<i32> {
     for v in doc["versions"].as_array().into_iter().flatten() {
         let stages = v["stages"]
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join("+"))
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
             .unwrap_or_default();
         out.push_str(&format!(
             "{:<8} {:<13} {:<22} {:<19} {:>8.4} {:>8.4} {:<8} {}\n",
             format!("v{}", v["version"]),
             short(v["commit"].as_str().unwrap_or("")),
             v["approval"].as_str().unwrap_or(""),
-            if stages.is_empty() { "-".to_string() } else { stages },
+            if stages.is_empty() {
+                "-".to_string()
+            } else {
+                stages
+            },
             v["metrics"]["roc_auc"].as_f64().unwrap_or(f64::NAN),
             v["metrics"]["pr_auc"].as_f64().unwrap_or(f64::NAN),
             v["staging_tests"].as_str().unwrap_or("-"),
@@ -343,12 +379,19 @@ fn cmd_status(cfg: &Config, json: bool) -> Result<i32> {
             stage,
             e["name"].as_str().unwrap_or(""),
             e["url"].as_str().unwrap_or(""),
-            e["version"].as_i64().map(|v| format!("v{v}")).unwrap_or_else(|| "no model".into())
+            e["version"]
+                .as_i64()
+                .map(|v| format!("v{v}"))
+                .unwrap_or_else(|| "no model".into())
         ));
     }
     out.push_str(&format!(
         "agent: {}\n\nrecent runs:\n",
-        if doc["agent_running"].as_bool() == Some(true) { "running" } else { "not running" }
+        if doc["agent_running"].as_bool() == Some(true) {
+            "running"
+        } else {
+            "not running"
+        }
     ));
     for r in doc["runs"].as_array().into_iter().flatten().take(5) {
         out.push_str(&format!(
@@ -375,14 +418,18 @@ fn cmd_runs(cfg: &Config, limit: usize, json: bool) -> Result<i32> {
             .iter()
             .map(|r| {
                 let mut j = serde_json::to_value(r).unwrap_or_default();
-                j["steps"] = serde_json::to_value(reg.steps(r.run).unwrap_or_default()).unwrap_or_default();
+                j["steps"] =
+                    serde_json::to_value(reg.steps(r.run).unwrap_or_default()).unwrap_or_default();
                 j
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
-    println!("{:<5} {:<13} {:<10} {:<8} {:<21} DETAIL", "RUN", "COMMIT", "STATUS", "VERSION", "STARTED");
+    println!(
+        "{:<5} {:<13} {:<10} {:<8} {:<21} DETAIL",
+        "RUN", "COMMIT", "STATUS", "VERSION", "STARTED"
+    );
     for r in runs {
         let steps = reg.steps(r.run)?;
         let detail = match (&r.error, r.version) {
@@ -398,7 +445,9 @@ fn cmd_runs(cfg: &Config, limit: usize, json: bool) -> Result<i32> {
             r.run,
             short(&r.commit),
             r.status,
-            r.version.map(|v| format!("v{v}")).unwrap_or_else(|| "-".into()),
+            r.version
+                .map(|v| format!("v{v}"))
+                .unwrap_or_else(|| "-".into()),
             format_ts(r.started_ts),
             detail
         );
@@ -433,9 +482,18 @@ fn wait_for_decision(cfg: &Config, source_prefix: &str, no_wait: bool) -> Result
     let reg = open_registry(cfg)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
-        if let Some(a) = reg.approvals()?.into_iter().rev().find(|a| a.source.starts_with(source_prefix)) {
+        if let Some(a) = reg
+            .approvals()?
+            .into_iter()
+            .rev()
+            .find(|a| a.source.starts_with(source_prefix))
+        {
             if a.outcome == "accepted" {
-                println!("accepted by the agent: {} v{}", a.action, a.version.unwrap_or(0));
+                println!(
+                    "accepted by the agent: {} v{}",
+                    a.action,
+                    a.version.unwrap_or(0)
+                );
                 return Ok(0);
             }
             println!("refused by the agent: {}", a.reason.unwrap_or_default());
@@ -454,7 +512,9 @@ fn cmd_approval(cfg: &Config, action: &str, a: ApprovalArgs) -> Result<i32> {
         .version(n)?
         .ok_or_else(|| anyhow!("there is no version v{n}; see `rcfops status`"))?;
     let repo = ModelRepo::open(&cfg.repo.path).map_err(|e| anyhow!("{e}"))?;
-    let message = a.message.unwrap_or_else(|| format!("{action} v{n} via rcfops"));
+    let message = a
+        .message
+        .unwrap_or_else(|| format!("{action} v{n} via rcfops"));
     if a.file {
         let file = ApprovalFile {
             action: action.into(),
@@ -467,11 +527,16 @@ fn cmd_approval(cfg: &Config, action: &str, a: ApprovalArgs) -> Result<i32> {
         };
         let path = gates::write_file(&cfg.approvals.dir, &file)?;
         println!("wrote {}", path.display());
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         return wait_for_decision(cfg, &format!("file:{name}@"), a.no_wait);
     }
     let name = format!("{action}/v{n}");
-    let oid = repo.create_tag(&name, &v.commit, &message).map_err(|e| anyhow!("{e}"))?;
+    let oid = repo
+        .create_tag(&name, &v.commit, &message)
+        .map_err(|e| anyhow!("{e}"))?;
     println!("created annotated tag {name} on {}", short(&v.commit));
     wait_for_decision(cfg, &format!("tag:{name}@{oid}"), a.no_wait)
 }
@@ -492,12 +557,17 @@ fn cmd_rollback(cfg: &Config, stage: &str, reason: Option<String>, no_wait: bool
     };
     let path = gates::write_file(&cfg.approvals.dir, &file)?;
     println!("wrote {}", path.display());
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     wait_for_decision(cfg, &format!("file:{name}@"), no_wait)
 }
 
 fn print_log_line(line: &str, run: Option<i64>, json: bool) {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { return };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return;
+    };
     if let Some(n) = run {
         if v["span"]["run"].as_i64() != Some(n) {
             return;
@@ -509,7 +579,10 @@ fn print_log_line(line: &str, run: Option<i64>, json: bool) {
     }
     let mut extra = String::new();
     if let Some(r) = v["span"]["run"].as_i64() {
-        extra.push_str(&format!(" run={r} commit={}", v["span"]["commit"].as_str().unwrap_or("")));
+        extra.push_str(&format!(
+            " run={r} commit={}",
+            v["span"]["commit"].as_str().unwrap_or("")
+        ));
     }
     println!(
         "{} {:>5} {}{}",
@@ -526,7 +599,10 @@ fn cmd_logs(cfg: &Config, follow: bool, run: Option<i64>, json: bool) -> Result<
         match std::fs::File::open(&path) {
             Ok(f) => break f,
             Err(_) if follow => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => bail!("cannot open the log {}: {e}; has the agent run yet?", path.display()),
+            Err(e) => bail!(
+                "cannot open the log {}: {e}; has the agent run yet?",
+                path.display()
+            ),
         }
     };
     let mut reader = std::io::BufReader::new(&mut f);
@@ -543,7 +619,10 @@ fn cmd_logs(cfg: &Config, follow: bool, run: Option<i64>, json: bool) -> Result<
             std::thread::sleep(Duration::from_millis(200));
             // Reopen if the file was truncated or replaced.
             let pos = reader.stream_position()?;
-            if std::fs::metadata(&path).map(|m| m.len() < pos).unwrap_or(false) {
+            if std::fs::metadata(&path)
+                .map(|m| m.len() < pos)
+                .unwrap_or(false)
+            {
                 reader.seek(std::io::SeekFrom::Start(0))?;
             }
             continue;
@@ -575,33 +654,43 @@ fn cmd_score(cfg: &Config, stage: &str, file: Option<PathBuf>) -> Result<i32> {
             std::io::stdin().read_to_end(&mut body)?;
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (status, text) = rt.block_on(async {
-        let resp = reqwest::Client::builder()
-            .no_proxy()
-            .build()?
-            .post(format!("{url}/invocations"))
-            .header("content-type", "text/csv")
-            .header("accept", "application/jsonlines")
-            .body(body)
-            .send()
-            .await?;
-        let status = resp.status();
-        Ok::<_, reqwest::Error>((status, resp.text().await?))
-    })
-    .with_context(|| format!("cannot reach the {stage} endpoint at {url}; is the agent running (`rcfops up`)?"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (status, text) = rt
+        .block_on(async {
+            let resp = reqwest::Client::builder()
+                .no_proxy()
+                .build()?
+                .post(format!("{url}/invocations"))
+                .header("content-type", "text/csv")
+                .header("accept", "application/jsonlines")
+                .body(body)
+                .send()
+                .await?;
+            let status = resp.status();
+            Ok::<_, reqwest::Error>((status, resp.text().await?))
+        })
+        .with_context(|| {
+            format!(
+                "cannot reach the {stage} endpoint at {url}; is the agent running (`rcfops up`)?"
+            )
+        })?;
     if !status.is_success() {
         eprintln!("{stage} endpoint answered {status}: {text}");
         return Ok(1);
     }
-    for s in crate::stagetest::parse_scores(&text, "application/jsonlines").map_err(|e| anyhow!(e))? {
+    for s in
+        crate::stagetest::parse_scores(&text, "application/jsonlines").map_err(|e| anyhow!(e))?
+    {
         println!("{s}");
     }
     Ok(0)
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<i32> {
-    let bytes = std::fs::read(&a.data).with_context(|| format!("cannot read {}", a.data.display()))?;
+    let bytes =
+        std::fs::read(&a.data).with_context(|| format!("cannot read {}", a.data.display()))?;
     let name = a.data.display().to_string();
     let t0 = std::time::Instant::now();
     let table = Table::parse_csv(&bytes, &name).map_err(|e| anyhow!("{e}"))?;
@@ -624,7 +713,10 @@ fn cmd_eval(a: EvalArgs) -> Result<i32> {
         other => bail!("--scaling {other:?}: use robust, standard or none"),
     };
     if !(0.0..1.0).contains(&a.test_fraction) {
-        bail!("--test-fraction {} is out of range: use a share in [0, 1)", a.test_fraction);
+        bail!(
+            "--test-fraction {} is out of range: use a share in [0, 1)",
+            a.test_fraction
+        );
     }
     let forest = rcf_core::ForestConfig {
         num_trees: a.trees,
@@ -636,7 +728,8 @@ fn cmd_eval(a: EvalArgs) -> Result<i32> {
         scaling,
         log_transform: a.log.clone(),
     };
-    let t = pipeline::train_and_evaluate(&data, &pre, forest, a.test_fraction, a.split_seed, 0).map_err(|e| anyhow!(e))?;
+    let t = pipeline::train_and_evaluate(&data, &pre, forest, a.test_fraction, a.split_seed, 0)
+        .map_err(|e| anyhow!(e))?;
     if a.json {
         let doc = serde_json::json!({
             "metrics": t.metrics,
@@ -654,19 +747,36 @@ fn cmd_eval(a: EvalArgs) -> Result<i32> {
         return Ok(0);
     }
     let m = &t.metrics;
-    println!("data        {name}: {} rows, {} features", table.rows(), data.features.len());
-    println!("model       {} trees × {} samples, seed {}, scaling {}", a.trees, a.samples, a.seed, a.scaling);
+    println!(
+        "data        {name}: {} rows, {} features",
+        table.rows(),
+        data.features.len()
+    );
+    println!(
+        "model       {} trees × {} samples, seed {}, scaling {}",
+        a.trees, a.samples, a.seed, a.scaling
+    );
     println!(
         "split       train {} rows, evaluate {} rows ({} anomalies){}",
         m.train_rows,
         m.test_rows,
         m.test_anomalies,
-        if a.test_fraction == 0.0 { " — trained and scored on all rows" } else { "" }
+        if a.test_fraction == 0.0 {
+            " — trained and scored on all rows"
+        } else {
+            ""
+        }
     );
     println!("ROC-AUC     {:.4}", m.roc_auc);
     println!("PR-AUC      {:.4}", m.pr_auc);
-    println!("threshold   {:.4} (mean + 3σ of training scores)", m.threshold);
-    println!("at threshold: precision {:.4}, recall {:.4}, F1 {:.4}", m.precision, m.recall, m.f1);
+    println!(
+        "threshold   {:.4} (mean + 3σ of training scores)",
+        m.threshold
+    );
+    println!(
+        "at threshold: precision {:.4}, recall {:.4}, F1 {:.4}",
+        m.precision, m.recall, m.f1
+    );
     println!(
         "timings     load {load_ms:.0} ms, preprocess {:.0} ms, train {:.0} ms, score {:.0} ms",
         t.timings.preprocess_ms, t.timings.train_ms, t.timings.score_ms

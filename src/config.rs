@@ -237,7 +237,9 @@ impl Config {
                 .unwrap_or_default();
             ConfigError(format!("{name}{line}: `{key}`: {msg}"))
         };
-        if raw.repo.branch.trim().is_empty() || git2::Branch::name_is_valid(&raw.repo.branch) != Ok(true) {
+        if raw.repo.branch.trim().is_empty()
+            || git2::Branch::name_is_valid(&raw.repo.branch) != Ok(true)
+        {
             return Err(key_err(
                 "branch",
                 format!("{:?} is not a valid branch name", raw.repo.branch),
@@ -336,7 +338,9 @@ impl Config {
 
 fn absolute_parent(path: &Path) -> PathBuf {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let parent = parent.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let parent = parent
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     std::path::absolute(&parent).unwrap_or(parent)
 }
 
@@ -350,11 +354,12 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim_start();
-        t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -374,27 +379,39 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let e = Config::parse("[repo]\nbranch = \"main\"\nbrnach = \"x\"\n", "c.toml", Path::new("/"))
-            .unwrap_err()
-            .0;
+        let e = Config::parse(
+            "[repo]\nbranch = \"main\"\nbrnach = \"x\"\n",
+            "c.toml",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .0;
         assert!(e.starts_with("c.toml:3:"), "{e}");
         assert!(e.contains("brnach"), "{e}");
     }
 
     #[test]
     fn bad_address_is_named() {
-        let e = Config::parse("[endpoints.staging]\nlisten = \"nowhere\"\n", "c.toml", Path::new("/"))
-            .unwrap_err()
-            .0;
+        let e = Config::parse(
+            "[endpoints.staging]\nlisten = \"nowhere\"\n",
+            "c.toml",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .0;
         assert!(e.contains("c.toml:2"), "{e}");
         assert!(e.contains("listen"), "{e}");
     }
 
     #[test]
     fn wrong_type_is_named() {
-        let e = Config::parse("[approvals]\napprovers = \"bob\"\n", "c.toml", Path::new("/"))
-            .unwrap_err()
-            .0;
+        let e = Config::parse(
+            "[approvals]\napprovers = \"bob\"\n",
+            "c.toml",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .0;
         assert!(e.contains("c.toml:2"), "{e}");
     }
 }

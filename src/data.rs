@@ -68,7 +68,10 @@ impl Table {
             if !more {
                 break;
             }
-            let line = record.position().map(|p| p.line()).unwrap_or(rows as u64 + 2);
+            let line = record
+                .position()
+                .map(|p| p.line())
+                .unwrap_or(rows as u64 + 2);
             if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
                 continue; // blank line
             }
@@ -89,9 +92,7 @@ impl Table {
             rows += 1;
         }
         if rows == 0 {
-            return Err(DataError(format!(
-                "{name}: no data rows after the header"
-            )));
+            return Err(DataError(format!("{name}: no data rows after the header")));
         }
         let values = Array2::from_shape_vec((rows, width), flat)
             .map_err(|e| DataError(format!("{name}: {e}")))?;
@@ -114,9 +115,7 @@ pub fn parse_cell(field: &[u8]) -> Result<f64, String> {
     if t.is_empty() {
         return Err("empty value (missing values are not allowed)".into());
     }
-    let v: f64 = t
-        .parse()
-        .map_err(|_| format!("{t:?} is not a number"))?;
+    let v: f64 = t.parse().map_err(|_| format!("{t:?} is not a number"))?;
     if !v.is_finite() {
         return Err(format!("{t:?} is not a finite number"));
     }
@@ -137,14 +136,19 @@ mod tests {
 
     #[test]
     fn non_numeric_names_line_and_column() {
-        let e = Table::parse_csv(b"a,b\n1,2\n3,abc\n", "x.csv").unwrap_err().0;
+        let e = Table::parse_csv(b"a,b\n1,2\n3,abc\n", "x.csv")
+            .unwrap_err()
+            .0;
         assert_eq!(e, "x.csv: line 3, column \"b\": \"abc\" is not a number");
     }
 
     #[test]
     fn nan_is_refused() {
         let e = Table::parse_csv(b"a,b\n1,NaN\n", "x.csv").unwrap_err().0;
-        assert!(e.contains("line 2") && e.contains("not a finite number"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("not a finite number"),
+            "{e}"
+        );
     }
 
     #[test]

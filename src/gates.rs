@@ -130,15 +130,21 @@ pub fn read_files(dir: &Path) -> Vec<Request> {
         }
         if meta.len() > MAX_FILE {
             req.source = format!("file:{name}@size{}", meta.len());
-            req.defect = Some(format!("approval file {name} ignored: larger than {MAX_FILE} bytes"));
+            req.defect = Some(format!(
+                "approval file {name} ignored: larger than {MAX_FILE} bytes"
+            ));
             out.push(req);
             continue;
         }
-        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
         req.source = format!("file:{name}@{}", &sha256_hex(&bytes)[..16]);
         let parsed = std::str::from_utf8(&bytes)
             .map_err(|_| "not valid UTF-8".to_string())
-            .and_then(|t| toml::from_str::<ApprovalFile>(t).map_err(|e| e.message().trim().to_string()));
+            .and_then(|t| {
+                toml::from_str::<ApprovalFile>(t).map_err(|e| e.message().trim().to_string())
+            });
         match parsed {
             Err(why) => {
                 req.defect = Some(format!(
@@ -151,7 +157,10 @@ pub fn read_files(dir: &Path) -> Vec<Request> {
                 req.commit = f.commit.clone();
                 req.stage = f.stage.clone();
                 req.approver = f.approver.trim().to_string();
-                match time::OffsetDateTime::parse(&f.created, &time::format_description::well_known::Rfc3339) {
+                match time::OffsetDateTime::parse(
+                    &f.created,
+                    &time::format_description::well_known::Rfc3339,
+                ) {
                     Ok(t) => req.given_ts = t.unix_timestamp() as f64,
                     Err(_) => {
                         req.defect = Some(format!(
@@ -186,7 +195,11 @@ pub fn read_files(dir: &Path) -> Vec<Request> {
 }
 
 /// Collects every request not decided yet, oldest first.
-pub fn pending_requests(repo: &ModelRepo, cfg: &Config, reg: &Registry) -> Result<Vec<Request>, String> {
+pub fn pending_requests(
+    repo: &ModelRepo,
+    cfg: &Config,
+    reg: &Registry,
+) -> Result<Vec<Request>, String> {
     let mut reqs: Vec<Request> = repo
         .approval_tags()
         .map_err(|e| format!("cannot list tags: {e}"))?
@@ -200,7 +213,11 @@ pub fn pending_requests(repo: &ModelRepo, cfg: &Config, reg: &Registry) -> Resul
             fresh.push(r);
         }
     }
-    fresh.sort_by(|a, b| a.given_ts.total_cmp(&b.given_ts).then_with(|| a.source.cmp(&b.source)));
+    fresh.sort_by(|a, b| {
+        a.given_ts
+            .total_cmp(&b.given_ts)
+            .then_with(|| a.source.cmp(&b.source))
+    });
     Ok(fresh)
 }
 
@@ -211,7 +228,11 @@ pub fn judge(req: &Request, cfg: &Config, reg: &Registry) -> Result<Decision, St
         action: req.action.clone(),
         version: req.version,
         stage: req.stage.clone(),
-        approver: if req.approver.is_empty() { "unknown".into() } else { req.approver.clone() },
+        approver: if req.approver.is_empty() {
+            "unknown".into()
+        } else {
+            req.approver.clone()
+        },
         method: req.method.clone(),
         given_ts: req.given_ts,
         outcome: Ok(()),
@@ -220,7 +241,12 @@ pub fn judge(req: &Request, cfg: &Config, reg: &Registry) -> Result<Decision, St
     Ok(d)
 }
 
-fn verdict(req: &Request, cfg: &Config, reg: &Registry, d: &mut Decision) -> Result<Result<(), String>, String> {
+fn verdict(
+    req: &Request,
+    cfg: &Config,
+    reg: &Registry,
+    d: &mut Decision,
+) -> Result<Result<(), String>, String> {
     let e = |s: String| Ok(Err(s));
     if let Some(defect) = &req.defect {
         return e(defect.clone());
@@ -229,7 +255,11 @@ fn verdict(req: &Request, cfg: &Config, reg: &Registry, d: &mut Decision) -> Res
         return e(format!(
             "{} refused: {} is not in [approvals] approvers in the config",
             req.label,
-            if req.approver.is_empty() { "an approver without e-mail" } else { &req.approver }
+            if req.approver.is_empty() {
+                "an approver without e-mail"
+            } else {
+                &req.approver
+            }
         ));
     }
     if req.action == "rollback" {
@@ -238,14 +268,20 @@ fn verdict(req: &Request, cfg: &Config, reg: &Registry, d: &mut Decision) -> Res
             "production" => {
                 let stack = reg.production_stack().map_err(|e| e.to_string())?;
                 if stack.len() < 2 {
-                    e(format!("{} refused: production has no previous version to roll back to", req.label))
+                    e(format!(
+                        "{} refused: production has no previous version to roll back to",
+                        req.label
+                    ))
                 } else {
                     d.version = stack.last().copied();
                     Ok(Ok(()))
                 }
             }
             _ => match reg.staging_target().map_err(|e| e.to_string())? {
-                None => e(format!("{} refused: nothing is deployed to staging", req.label)),
+                None => e(format!(
+                    "{} refused: nothing is deployed to staging",
+                    req.label
+                )),
                 Some(n) => {
                     // Rolling staging back rejects the version live there.
                     d.action = "reject".into();
@@ -270,7 +306,9 @@ fn verdict(req: &Request, cfg: &Config, reg: &Registry, d: &mut Decision) -> Res
     match req.action.as_str() {
         "approve" => approve_rule(req, &v),
         "promote" => promote_rule(req, &v, reg),
-        "reject" if v.approval == REJECTED => e(format!("{} refused: v{n} is already rejected", req.label)),
+        "reject" if v.approval == REJECTED => {
+            e(format!("{} refused: v{n} is already rejected", req.label))
+        }
         "reject" => Ok(Ok(())),
         other => e(format!("{} refused: unknown action {other}", req.label)),
     }
@@ -279,7 +317,10 @@ fn verdict(req: &Request, cfg: &Config, reg: &Registry, d: &mut Decision) -> Res
 fn approve_rule(req: &Request, v: &VersionRow) -> Result<Result<(), String>, String> {
     let n = v.version;
     Ok(match v.approval.as_str() {
-        REJECTED => Err(format!("{} refused: v{n} was rejected; a rejected version cannot be approved", req.label)),
+        REJECTED => Err(format!(
+            "{} refused: v{n} was rejected; a rejected version cannot be approved",
+            req.label
+        )),
         APPROVED => Err(format!("{} refused: v{n} is already approved", req.label)),
         PENDING if req.given_ts < v.registered_ts.floor() => Err(format!(
             "{} refused: it was given before v{n} was registered",
@@ -289,7 +330,11 @@ fn approve_rule(req: &Request, v: &VersionRow) -> Result<Result<(), String>, Str
     })
 }
 
-fn promote_rule(req: &Request, v: &VersionRow, reg: &Registry) -> Result<Result<(), String>, String> {
+fn promote_rule(
+    req: &Request,
+    v: &VersionRow,
+    reg: &Registry,
+) -> Result<Result<(), String>, String> {
     let n = v.version;
     if v.approval == REJECTED {
         return Ok(Err(format!("{} refused: v{n} was rejected", req.label)));
@@ -319,7 +364,10 @@ fn promote_rule(req: &Request, v: &VersionRow, reg: &Registry) -> Result<Result<
         }
     }
     if reg.production_target().map_err(|e| e.to_string())? == Some(n) {
-        return Ok(Err(format!("{} refused: v{n} is already in production", req.label)));
+        return Ok(Err(format!(
+            "{} refused: v{n} is already in production",
+            req.label
+        )));
     }
     Ok(Ok(()))
 }
@@ -360,7 +408,11 @@ pub fn write_file(dir: &Path, file: &ApprovalFile) -> std::io::Result<std::path:
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     let name = match file.version {
         Some(n) => format!("{}-v{n}-{stamp}.toml", file.action),
-        None => format!("{}-{}-{stamp}.toml", file.action, file.stage.as_deref().unwrap_or("stage")),
+        None => format!(
+            "{}-{}-{stamp}.toml",
+            file.action,
+            file.stage.as_deref().unwrap_or("stage")
+        ),
     };
     let text = toml::to_string(file).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!(".{name}.tmp"));

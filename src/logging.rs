@@ -15,7 +15,9 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 pub fn init(json_file: Option<&Path>, verbose: bool) -> std::io::Result<()> {
     let level = if verbose { "debug" } else { "info" };
     let filter = || {
-        EnvFilter::try_from_env("RCFOPS_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,notify=warn")))
+        EnvFilter::try_from_env("RCFOPS_LOG").unwrap_or_else(|_| {
+            EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,notify=warn"))
+        })
     };
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
@@ -40,6 +42,9 @@ pub fn init(json_file: Option<&Path>, verbose: bool) -> std::io::Result<()> {
         }
         None => None,
     };
-    let _ = tracing_subscriber::registry().with(stderr).with(json).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(json)
+        .try_init();
     Ok(())
 }

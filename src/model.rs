@@ -102,7 +102,9 @@ impl Model {
             .map_err(|e| format!("model artifact header is corrupt: {e}"))?;
         let forest = rcf_core::Forest::from_bytes(&body[len..])
             .map_err(|e| format!("model artifact forest is corrupt: {e}"))?;
-        if forest.dim() != header.features.len() || header.preprocessor.dim() != header.features.len() {
+        if forest.dim() != header.features.len()
+            || header.preprocessor.dim() != header.features.len()
+        {
             return Err("model artifact is inconsistent: feature counts differ".into());
         }
         Ok(Model { header, forest })

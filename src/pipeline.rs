@@ -43,7 +43,9 @@ pub fn select(table: &Table, data: &DataSpec, file: &str) -> Result<Dataset, Str
     })?;
     for c in &data.exclude {
         if table.column_index(c).is_none() {
-            return Err(format!("{file}: excluded column {c:?} is not in the header"));
+            return Err(format!(
+                "{file}: excluded column {c:?} is not in the header"
+            ));
         }
     }
     let features: Vec<String> = match &data.features {
@@ -66,9 +68,14 @@ pub fn select(table: &Table, data: &DataSpec, file: &str) -> Result<Dataset, Str
             .collect(),
     };
     if features.is_empty() {
-        return Err(format!("{file}: no feature columns left after removing the label and `exclude`"));
+        return Err(format!(
+            "{file}: no feature columns left after removing the label and `exclude`"
+        ));
     }
-    let idx: Vec<usize> = features.iter().map(|f| table.column_index(f).expect("checked")).collect();
+    let idx: Vec<usize> = features
+        .iter()
+        .map(|f| table.column_index(f).expect("checked"))
+        .collect();
     let x = table.values.select(Axis(1), &idx);
     let mut labels = Vec::with_capacity(table.rows());
     for (r, v) in table.values.column(label_idx).iter().enumerate() {
@@ -84,7 +91,11 @@ pub fn select(table: &Table, data: &DataSpec, file: &str) -> Result<Dataset, Str
             }
         }
     }
-    Ok(Dataset { features, x, labels })
+    Ok(Dataset {
+        features,
+        x,
+        labels,
+    })
 }
 
 /// Held-out records the staging tests send to the live endpoint, with the scores evaluation
@@ -168,7 +179,12 @@ pub fn train_and_evaluate(
     let t = Instant::now();
     let x_train_raw = data.x.select(Axis(0), &train_rows);
     let x_test_raw = data.x.select(Axis(0), &test_rows);
-    let pp = Preprocessor::fit(x_train_raw.view(), &data.features, pre.scaling, &pre.log_transform);
+    let pp = Preprocessor::fit(
+        x_train_raw.view(),
+        &data.features,
+        pre.scaling,
+        &pre.log_transform,
+    );
     let x_train = pp.transform(x_train_raw.view());
     let preprocess_ms = ms(t);
 
@@ -179,7 +195,9 @@ pub fn train_and_evaluate(
     let t = Instant::now();
     let train_scores = forest.score_batch_parallel(x_train.view(), 2);
     let mean = train_scores.iter().sum::<f64>() / train_scores.len() as f64;
-    let std = (train_scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / train_scores.len() as f64).sqrt();
+    let std = (train_scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>()
+        / train_scores.len() as f64)
+        .sqrt();
     let threshold = metrics::three_sigma_threshold(&train_scores);
     let model = Model {
         header: ModelHeader {
@@ -211,8 +229,15 @@ pub fn train_and_evaluate(
     };
 
     // Staging sample: every held-out anomaly up to half the sample, then normals, in row order.
-    let mut pick: Vec<usize> = (0..test_rows.len()).filter(|&i| test_labels[i]).take(sample_size / 2).collect();
-    pick.extend((0..test_rows.len()).filter(|&i| !test_labels[i]).take(sample_size.saturating_sub(pick.len())));
+    let mut pick: Vec<usize> = (0..test_rows.len())
+        .filter(|&i| test_labels[i])
+        .take(sample_size / 2)
+        .collect();
+    pick.extend(
+        (0..test_rows.len())
+            .filter(|&i| !test_labels[i])
+            .take(sample_size.saturating_sub(pick.len())),
+    );
     pick.sort_unstable();
     let sample = StagingSample {
         records: pick.iter().map(|&i| x_test_raw.row(i).to_vec()).collect(),
@@ -259,7 +284,12 @@ impl Cancel {
         if self.shutdown.load(Ordering::SeqCst) {
             Outcome::Interrupted
         } else {
-            Outcome::Skipped(self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            Outcome::Skipped(
+                self.reason
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            )
         }
     }
 }
@@ -267,7 +297,10 @@ impl Cancel {
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Registered { version: i64, new: bool },
+    Registered {
+        version: i64,
+        new: bool,
+    },
     Failed(String),
     Skipped(String),
     /// Stopped by the agent's shutdown; left for the next start to mark and redo.
@@ -298,7 +331,10 @@ pub fn execute(env: &RunEnv, run: i64, commit: &str, cancel: &Arc<Cancel>) -> Ou
             if *new {
                 tracing::info!(version, "registered v{version} as PendingManualApproval");
             } else {
-                tracing::info!(version, "commit was already registered as v{version}; nothing registered twice");
+                tracing::info!(
+                    version,
+                    "commit was already registered as v{version}; nothing registered twice"
+                );
             }
             Ok(())
         }
@@ -321,7 +357,12 @@ pub fn execute(env: &RunEnv, run: i64, commit: &str, cancel: &Arc<Cancel>) -> Ou
     outcome
 }
 
-fn execute_steps(env: &RunEnv, run: i64, commit: &str, cancel: &Arc<Cancel>) -> Result<Outcome, StepFailed> {
+fn execute_steps(
+    env: &RunEnv,
+    run: i64,
+    commit: &str,
+    cancel: &Arc<Cancel>,
+) -> Result<Outcome, StepFailed> {
     let reg = env.registry;
     macro_rules! step {
         ($name:expr, $body:expr) => {{
@@ -355,7 +396,8 @@ fn execute_steps(env: &RunEnv, run: i64, commit: &str, cancel: &Arc<Cancel>) -> 
                 .read_file(commit, SPEC_FILE)
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("{SPEC_FILE} is not in commit {}", &commit[..12]))?;
-            let text = std::str::from_utf8(&spec_bytes).map_err(|_| format!("{SPEC_FILE} is not valid UTF-8"))?;
+            let text = std::str::from_utf8(&spec_bytes)
+                .map_err(|_| format!("{SPEC_FILE} is not valid UTF-8"))?;
             let spec = PipelineSpec::parse(text).map_err(|e| e.to_string())?;
             let data = repo
                 .read_file(commit, &spec.data.path)
@@ -432,10 +474,20 @@ fn execute_steps(env: &RunEnv, run: i64, commit: &str, cancel: &Arc<Cancel>) -> 
     match reg.register_version(run, &new) {
         Ok((version, is_new)) => {
             let _ = reg.record_step(run, "register", "Succeeded", started, Some(ms(t)), None);
-            Ok(Outcome::Registered { version, new: is_new })
+            Ok(Outcome::Registered {
+                version,
+                new: is_new,
+            })
         }
         Err(e) => {
-            let _ = reg.record_step(run, "register", "Failed", started, Some(ms(t)), Some(&e.to_string()));
+            let _ = reg.record_step(
+                run,
+                "register",
+                "Failed",
+                started,
+                Some(ms(t)),
+                Some(&e.to_string()),
+            );
             Err(StepFailed(format!("register: {e}")))
         }
     }
@@ -460,6 +512,9 @@ pub fn gate(spec: &PipelineSpec, m: &Metrics) -> Result<(), String> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!("gate failed: {} (thresholds from {SPEC_FILE} [gate])", failed.join(", ")))
+        Err(format!(
+            "gate failed: {} (thresholds from {SPEC_FILE} [gate])",
+            failed.join(", ")
+        ))
     }
 }

@@ -29,7 +29,12 @@ fn signed_log1p(x: f64) -> f64 {
 
 impl Preprocessor {
     /// Fits on `train` (rows × features, in `names` order).
-    pub fn fit(train: ArrayView2<f64>, names: &[String], scaling: Scaling, log_cols: &[String]) -> Preprocessor {
+    pub fn fit(
+        train: ArrayView2<f64>,
+        names: &[String],
+        scaling: Scaling,
+        log_cols: &[String],
+    ) -> Preprocessor {
         let features = names
             .iter()
             .enumerate()

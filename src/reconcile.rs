@@ -100,9 +100,14 @@ impl Reconciler {
 
     /// Endpoint names follow the project name in the head commit's pipeline spec.
     fn refresh_names(&self, repo: &ModelRepo) {
-        let Ok(Some(head)) = repo.head(&self.cfg.repo.branch) else { return };
+        let Ok(Some(head)) = repo.head(&self.cfg.repo.branch) else {
+            return;
+        };
         if let Ok(Some(bytes)) = repo.read_file(&head, SPEC_FILE) {
-            if let Ok(spec) = std::str::from_utf8(&bytes).map_err(|_| ()).and_then(|t| PipelineSpec::parse(t).map_err(|_| ())) {
+            if let Ok(spec) = std::str::from_utf8(&bytes)
+                .map_err(|_| ())
+                .and_then(|t| PipelineSpec::parse(t).map_err(|_| ()))
+            {
                 self.staging.set_name(spec.staging_endpoint_name());
                 self.production.set_name(spec.production_endpoint_name());
             }
@@ -121,7 +126,9 @@ impl Reconciler {
                 return;
             }
             let Some(n) = target else { break };
-            let Ok(Some(v)) = self.registry.version(n) else { break };
+            let Ok(Some(v)) = self.registry.version(n) else {
+                break;
+            };
             if v.staging_result.is_some() {
                 break;
             }
@@ -145,7 +152,10 @@ impl Reconciler {
         let deployed = match target {
             None => None,
             Some(n) => match self.load(n) {
-                Ok(m) => Some(Deployed { version: n, model: m }),
+                Ok(m) => Some(Deployed {
+                    version: n,
+                    model: m,
+                }),
                 Err(e) => {
                     self.problem(format!("cannot deploy v{n} to {stage}: {e}"));
                     return false;
@@ -155,7 +165,11 @@ impl Reconciler {
         ep.swap(deployed);
         let reason = match (previous, target) {
             (_, Some(n)) if last == Some(n) && previous.is_none() => {
-                tracing::info!(stage, version = n, "serving v{n} in {stage} again (as before the restart)");
+                tracing::info!(
+                    stage,
+                    version = n,
+                    "serving v{n} in {stage} again (as before the restart)"
+                );
                 return true;
             }
             (Some(p), Some(n)) if n < p => format!("rolled back from v{p} to v{n}"),
@@ -210,7 +224,10 @@ impl Reconciler {
                 (true, d)
             }
             Err(d) => {
-                tracing::error!(version = n, "staging tests failed for v{n}: {d}; staging rolls back");
+                tracing::error!(
+                    version = n,
+                    "staging tests failed for v{n}: {d}; staging rolls back"
+                );
                 (false, d)
             }
         };
@@ -239,7 +256,10 @@ impl Reconciler {
         let mut unsettled = Vec::new();
         let has_history = !reg.runs(1).map_err(|e| e.to_string())?.is_empty();
         if has_history {
-            for c in repo.first_parent_range(&head, None, 500).map_err(|e| e.to_string())? {
+            for c in repo
+                .first_parent_range(&head, None, 500)
+                .map_err(|e| e.to_string())?
+            {
                 if reg.commit_settled(&c).map_err(|e| e.to_string())? {
                     break;
                 }
@@ -251,7 +271,8 @@ impl Reconciler {
         } else {
             if let Some(f) = &self.in_flight {
                 if f.commit != head && !f.cancel.is_cancelled() {
-                    f.cancel.cancel(format!("superseded by newer commit {}", &head[..12]));
+                    f.cancel
+                        .cancel(format!("superseded by newer commit {}", &head[..12]));
                 }
             }
             for c in &unsettled {
@@ -260,7 +281,11 @@ impl Reconciler {
                 }
                 reg.record_skipped(c, &format!("superseded by newer commit {}", &head[..12]))
                     .map_err(|e| e.to_string())?;
-                tracing::info!(commit = &c[..12], "commit skipped: superseded by {}", &head[..12]);
+                tracing::info!(
+                    commit = &c[..12],
+                    "commit skipped: superseded by {}",
+                    &head[..12]
+                );
             }
             head
         };
@@ -271,7 +296,10 @@ impl Reconciler {
     }
 
     fn start_run(&mut self, commit: String, trigger: &str) -> Result<(), String> {
-        let run = self.registry.begin_run(&commit, trigger).map_err(|e| e.to_string())?;
+        let run = self
+            .registry
+            .begin_run(&commit, trigger)
+            .map_err(|e| e.to_string())?;
         let cancel = Arc::new(Cancel::default());
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let registry = self.registry.clone();

@@ -288,8 +288,9 @@ impl Registry {
     /// Opens (creating if needed) the registry file.
     pub fn open(path: &Path) -> Result<Registry> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| RegistryError::Other(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                RegistryError::Other(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -545,7 +546,9 @@ impl Registry {
 
     pub fn versions(&self) -> Result<Vec<VersionRow>> {
         self.with(|c| {
-            let mut st = c.prepare(&format!("SELECT {VERSION_COLS} FROM versions ORDER BY version"))?;
+            let mut st = c.prepare(&format!(
+                "SELECT {VERSION_COLS} FROM versions ORDER BY version"
+            ))?;
             let v = st
                 .query_map([], version_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -567,7 +570,11 @@ impl Registry {
     pub fn staging_test(&self, n: i64) -> Result<Option<serde_json::Value>> {
         self.with(|c| {
             let s: Option<String> = c
-                .query_row("SELECT staging_test FROM versions WHERE version = ?1", [n], |r| r.get(0))
+                .query_row(
+                    "SELECT staging_test FROM versions WHERE version = ?1",
+                    [n],
+                    |r| r.get(0),
+                )
                 .optional()?;
             Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
         })
@@ -716,8 +723,20 @@ impl Registry {
                 "INSERT INTO deployments (stage, version, at_ts, reason) VALUES (?1, ?2, ?3, ?4)",
                 params![stage, version, now_ts(), reason],
             )?;
-            let event = if version.is_some() { "deploy" } else { "undeploy" };
-            audit(&tx, "agent", "deploy", &format!("{stage}.{event}"), version, None, reason)?;
+            let event = if version.is_some() {
+                "deploy"
+            } else {
+                "undeploy"
+            };
+            audit(
+                &tx,
+                "agent",
+                "deploy",
+                &format!("{stage}.{event}"),
+                version,
+                None,
+                reason,
+            )?;
             tx.commit()?;
             Ok(())
         })

@@ -84,7 +84,11 @@ pub struct ModelRepo {
 /// Parses `vN` (N ≥ 1, no sign, no leading zero).
 pub fn parse_version(s: &str) -> Option<i64> {
     let digits = s.strip_prefix('v')?;
-    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
+    if digits.is_empty()
+        || digits.starts_with('0')
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.len() > 12
+    {
         return None;
     }
     digits.parse().ok()
@@ -120,10 +124,15 @@ impl ModelRepo {
             )));
         }
         if path.join(".git").exists() {
-            return Err(RepoError(format!("{} is already a git repository", path.display())));
+            return Err(RepoError(format!(
+                "{} is already a git repository",
+                path.display()
+            )));
         }
-        std::fs::create_dir_all(path).map_err(|e| RepoError(format!("cannot create {}: {e}", path.display())))?;
-        copy_tree(template, path).map_err(|e| RepoError(format!("cannot copy the template: {e}")))?;
+        std::fs::create_dir_all(path)
+            .map_err(|e| RepoError(format!("cannot create {}: {e}", path.display())))?;
+        copy_tree(template, path)
+            .map_err(|e| RepoError(format!("cannot copy the template: {e}")))?;
         let mut opts = git2::RepositoryInitOptions::new();
         opts.initial_head(branch);
         let repo = Repository::init_opts(path, &opts)?;
@@ -190,13 +199,21 @@ impl ModelRepo {
         let obj = entry.to_object(&self.repo)?;
         match obj.into_blob() {
             Ok(b) => Ok(Some(b.content().to_vec())),
-            Err(_) => Err(RepoError(format!("{path} in commit {} is not a file", &commit[..commit.len().min(12)]))),
+            Err(_) => Err(RepoError(format!(
+                "{path} in commit {} is not a file",
+                &commit[..commit.len().min(12)]
+            ))),
         }
     }
 
     /// First-parent ancestors of `tip` (excluding it), newest first, stopping at `stop`, at a
     /// root, or after `limit` commits.
-    pub fn first_parent_range(&self, tip: &str, stop: Option<&str>, limit: usize) -> Result<Vec<String>> {
+    pub fn first_parent_range(
+        &self,
+        tip: &str,
+        stop: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let mut c = self.repo.find_commit(Oid::from_str(tip)?)?;
         while out.len() < limit {
@@ -228,8 +245,12 @@ impl ModelRepo {
             let r = r?;
             let Some(full) = r.name() else { continue };
             let name = full.trim_start_matches("refs/tags/").to_string();
-            let Some((ns, rest)) = name.split_once('/') else { continue };
-            let Some(action) = TagAction::parse(ns) else { continue };
+            let Some((ns, rest)) = name.split_once('/') else {
+                continue;
+            };
+            let Some(action) = TagAction::parse(ns) else {
+                continue;
+            };
             let Some(oid) = r.target() else { continue };
             let obj = self.repo.find_object(oid, None)?;
             let mut tag = ApprovalTag {
@@ -254,7 +275,10 @@ impl ModelRepo {
                 }
                 tag.message = t.message().unwrap_or("").trim().to_string();
             }
-            tag.target = obj.peel(ObjectType::Commit).ok().map(|c| c.id().to_string());
+            tag.target = obj
+                .peel(ObjectType::Commit)
+                .ok()
+                .map(|c| c.id().to_string());
             out.push(tag);
         }
         Ok(out)
@@ -262,7 +286,9 @@ impl ModelRepo {
 
     /// Creates annotated tag `name` on `commit` as the repo's configured user.
     pub fn create_tag(&self, name: &str, commit: &str, message: &str) -> Result<String> {
-        let obj = self.repo.find_object(Oid::from_str(commit)?, Some(ObjectType::Commit))?;
+        let obj = self
+            .repo
+            .find_object(Oid::from_str(commit)?, Some(ObjectType::Commit))?;
         let sig = self.repo.signature().map_err(|_| {
             RepoError(
                 "git has no user identity for the tag: set it with `git config --global user.name NAME` and `git config --global user.email EMAIL`".into(),

@@ -99,24 +99,56 @@ struct ErrorBody<'a> {
     record: Option<usize>,
 }
 
-fn error(status: StatusCode, code: &str, message: String, record: Option<usize>) -> Response {
-    let body = serde_json::to_vec(&ErrorBody { code, message, record }).unwrap_or_default();
-    let mut r = (status, body).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(code) {
-        r.headers_mut().insert("x-amzn-errortype", v);
+/// An error answer: status, SageMaker error code and a message naming the problem.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    record: Option<usize>,
+}
+
+fn error(
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    record: Option<usize>,
+) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message,
+        record,
     }
-    r
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&ErrorBody {
+            code: self.code,
+            message: self.message,
+            record: self.record,
+        })
+        .unwrap_or_default();
+        let mut r = (self.status, body).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r.headers_mut()
+            .insert("x-amzn-errortype", HeaderValue::from_static(self.code));
+        r
+    }
 }
 
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         "NotFound",
-        "no such route: use GET /ping, POST /invocations or POST /endpoints/{name}/invocations".into(),
+        "no such route: use GET /ping, POST /invocations or POST /endpoints/{name}/invocations"
+            .into(),
         None,
     )
+    .into_response()
 }
 
 async fn ping(State(ep): State<Arc<Endpoint>>) -> Response {
@@ -130,20 +162,33 @@ async fn ping(State(ep): State<Arc<Endpoint>>) -> Response {
     }
 }
 
-async fn invoke_named(State(ep): State<Arc<Endpoint>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
+async fn invoke_named(
+    State(ep): State<Arc<Endpoint>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let expected = ep.name();
     if name != expected {
         return error(
             StatusCode::NOT_FOUND,
             "ValidationError",
-            format!("Endpoint {name} not found: this is the {} endpoint, named {expected}", ep.stage),
+            format!(
+                "Endpoint {name} not found: this is the {} endpoint, named {expected}",
+                ep.stage
+            ),
             None,
-        );
+        )
+        .into_response();
     }
     invoke(ep, headers, body).await
 }
 
-async fn invoke_default(State(ep): State<Arc<Endpoint>>, headers: HeaderMap, body: Body) -> Response {
+async fn invoke_default(
+    State(ep): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     invoke(ep, headers, body).await
 }
 
@@ -155,10 +200,14 @@ enum Format {
 }
 
 fn media_type(v: &str) -> String {
-    v.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
-fn parse_content_type(h: &HeaderMap) -> Result<Format, Response> {
+fn parse_content_type(h: &HeaderMap) -> Result<Format, ApiError> {
     let ct = h
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -183,7 +232,7 @@ fn parse_content_type(h: &HeaderMap) -> Result<Format, Response> {
     }
 }
 
-fn parse_accept(h: &HeaderMap) -> Result<Format, Response> {
+fn parse_accept(h: &HeaderMap) -> Result<Format, ApiError> {
     let Some(accept) = h.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Ok(Format::Json);
     };
@@ -197,7 +246,9 @@ fn parse_accept(h: &HeaderMap) -> Result<Format, Response> {
     Err(error(
         StatusCode::NOT_ACCEPTABLE,
         "ValidationError",
-        format!("cannot answer with Accept {accept:?}: use application/json or application/jsonlines"),
+        format!(
+            "cannot answer with Accept {accept:?}: use application/json or application/jsonlines"
+        ),
         None,
     ))
 }
@@ -228,14 +279,21 @@ fn parse_records(fmt: Format, body: &[u8], dim: usize) -> Result<(Vec<f64>, usiz
     }
     match fmt {
         Format::Csv => {
-            let text = std::str::from_utf8(body).map_err(|_| Invalid(0, "the body is not valid UTF-8".into()))?;
+            let text = std::str::from_utf8(body)
+                .map_err(|_| Invalid(0, "the body is not valid UTF-8".into()))?;
             for line in text.split('\n') {
                 let line = line.strip_suffix('\r').unwrap_or(line);
                 if line.trim().is_empty() {
                     continue;
                 }
                 let rec = rows;
-                push(&mut flat, &mut rows, dim, rec, &mut line.split(',').map(|f| parse_cell(f.as_bytes())))?;
+                push(
+                    &mut flat,
+                    &mut rows,
+                    dim,
+                    rec,
+                    &mut line.split(',').map(|f| parse_cell(f.as_bytes())),
+                )?;
             }
         }
         Format::Json => {
@@ -244,18 +302,34 @@ fn parse_records(fmt: Format, body: &[u8], dim: usize) -> Result<(Vec<f64>, usiz
             let instances = v
                 .get("instances")
                 .and_then(|i| i.as_array())
-                .ok_or_else(|| Invalid(0, "expected {\"instances\": [{\"features\": [...]}, ...]}".into()))?;
+                .ok_or_else(|| {
+                    Invalid(
+                        0,
+                        "expected {\"instances\": [{\"features\": [...]}, ...]}".into(),
+                    )
+                })?;
             for (i, inst) in instances.iter().enumerate() {
                 let feats = inst
                     .get("features")
-                    .or_else(|| inst.get("data").and_then(|d| d.get("features")).and_then(|f| f.get("values")))
+                    .or_else(|| {
+                        inst.get("data")
+                            .and_then(|d| d.get("features"))
+                            .and_then(|f| f.get("values"))
+                    })
                     .and_then(|f| f.as_array())
                     .ok_or_else(|| Invalid(i, "instance has no \"features\" array".into()))?;
-                push(&mut flat, &mut rows, dim, i, &mut feats.iter().map(json_number))?;
+                push(
+                    &mut flat,
+                    &mut rows,
+                    dim,
+                    i,
+                    &mut feats.iter().map(json_number),
+                )?;
             }
         }
         Format::JsonLines => {
-            let text = std::str::from_utf8(body).map_err(|_| Invalid(0, "the body is not valid UTF-8".into()))?;
+            let text = std::str::from_utf8(body)
+                .map_err(|_| Invalid(0, "the body is not valid UTF-8".into()))?;
             for line in text.split('\n') {
                 if line.trim().is_empty() {
                     continue;
@@ -267,7 +341,13 @@ fn parse_records(fmt: Format, body: &[u8], dim: usize) -> Result<(Vec<f64>, usiz
                     .get("features")
                     .and_then(|f| f.as_array())
                     .ok_or_else(|| Invalid(rec, "line has no \"features\" array".into()))?;
-                push(&mut flat, &mut rows, dim, rec, &mut feats.iter().map(json_number))?;
+                push(
+                    &mut flat,
+                    &mut rows,
+                    dim,
+                    rec,
+                    &mut feats.iter().map(json_number),
+                )?;
             }
         }
     }
@@ -298,29 +378,38 @@ async fn invoke(ep: Arc<Endpoint>, headers: HeaderMap, body: Body) -> Response {
             "ServiceUnavailable",
             format!("no model is deployed to {} yet", ep.stage),
             None,
-        );
+        )
+        .into_response();
     };
     let fmt = match parse_content_type(&headers) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let accept = match parse_accept(&headers) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let bytes: Bytes = match read_body(body).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let attribution = headers
         .get("x-amzn-sagemaker-custom-attributes")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split([',', ';']).any(|kv| kv.trim().eq_ignore_ascii_case("attribution=true")));
+        .is_some_and(|v| {
+            v.split([',', ';'])
+                .any(|kv| kv.trim().eq_ignore_ascii_case("attribution=true"))
+        });
     let version = deployed.version;
-    let work = move || -> Result<Vec<ScoreOut>, Response> {
+    let work = move || -> Result<Vec<ScoreOut>, ApiError> {
         let dim = deployed.model.dim();
         let (flat, rows) = parse_records(fmt, &bytes, dim).map_err(|Invalid(rec, msg)| {
-            error(StatusCode::BAD_REQUEST, "ValidationError", format!("record {rec}: {msg}"), Some(rec))
+            error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                format!("record {rec}: {msg}"),
+                Some(rec),
+            )
         })?;
         let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let scores = deployed.model.score_rows(&flat, rows);
@@ -329,7 +418,8 @@ async fn invoke(ep: Arc<Endpoint>, headers: HeaderMap, body: Body) -> Response {
                 .enumerate()
                 .map(|(i, score)| ScoreOut {
                     score,
-                    attribution: attribution.then(|| deployed.model.attribution(&flat[i * dim..(i + 1) * dim])),
+                    attribution: attribution
+                        .then(|| deployed.model.attribution(&flat[i * dim..(i + 1) * dim])),
                 })
                 .collect::<Vec<_>>()
         }));
@@ -345,14 +435,19 @@ async fn invoke(ep: Arc<Endpoint>, headers: HeaderMap, body: Body) -> Response {
     };
     let result = if bytes_hint(&headers) > 64 * 1024 {
         tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
-            Err(error(StatusCode::FAILED_DEPENDENCY, "ModelError", "scoring task failed".into(), None))
+            Err(error(
+                StatusCode::FAILED_DEPENDENCY,
+                "ModelError",
+                "scoring task failed".into(),
+                None,
+            ))
         })
     } else {
         work()
     };
     let scores = match result {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (body, ct) = match accept {
         Format::JsonLines => {
@@ -368,12 +463,17 @@ async fn invoke(ep: Arc<Endpoint>, headers: HeaderMap, body: Body) -> Response {
             struct Scores<'a> {
                 scores: &'a [ScoreOut],
             }
-            (serde_json::to_vec(&Scores { scores: &scores }).expect("serialise"), "application/json")
+            (
+                serde_json::to_vec(&Scores { scores: &scores }).expect("serialise"),
+                "application/json",
+            )
         }
     };
     let mut r = (StatusCode::OK, body).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    r.headers_mut().insert(VERSION_HEADER, HeaderValue::from(version));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(VERSION_HEADER, HeaderValue::from(version));
     r
 }
 
@@ -389,14 +489,19 @@ fn bytes_hint(h: &HeaderMap) -> usize {
 const DRAIN_LIMIT: usize = 64 << 20;
 
 /// Collects the body up to [`MAX_BODY`]; an oversized body is drained and answered with 413.
-async fn read_body(body: Body) -> Result<Bytes, Response> {
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
     let mut body = body;
     let mut buf: Vec<u8> = Vec::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
-            return Err(error(StatusCode::BAD_REQUEST, "ValidationError", "the request body could not be read".into(), None));
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                "the request body could not be read".into(),
+                None,
+            ));
         };
         if let Ok(data) = frame.into_data() {
             total += data.len();
@@ -413,11 +518,13 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
     Ok(Bytes::from(buf))
 }
 
-fn too_large() -> Response {
+fn too_large() -> ApiError {
     error(
         StatusCode::PAYLOAD_TOO_LARGE,
         "ValidationError",
-        format!("request body exceeds {MAX_BODY} bytes (SageMaker's payload limit); split the batch"),
+        format!(
+            "request body exceeds {MAX_BODY} bytes (SageMaker's payload limit); split the batch"
+        ),
         None,
     )
 }
@@ -428,7 +535,9 @@ mod tests {
 
     #[test]
     fn csv_tolerates_crlf_and_trailing_newline() {
-        let (flat, rows) = parse_records(Format::Csv, b"1,2\r\n3,4\r\n\r\n", 2).ok().unwrap();
+        let (flat, rows) = parse_records(Format::Csv, b"1,2\r\n3,4\r\n\r\n", 2)
+            .ok()
+            .unwrap();
         assert_eq!(rows, 2);
         assert_eq!(flat, vec![1.0, 2.0, 3.0, 4.0]);
     }
@@ -437,11 +546,17 @@ mod tests {
     fn errors_name_the_record() {
         let e = parse_records(Format::Csv, b"1,2\n3\n", 2).err().unwrap();
         assert_eq!((e.0, e.1.as_str()), (1, "expected 2 features, got 1"));
-        let e = parse_records(Format::Json, br#"{"instances":[{"features":[1,2]},{"features":[1,"x"]}]}"#, 2)
+        let e = parse_records(
+            Format::Json,
+            br#"{"instances":[{"features":[1,2]},{"features":[1,"x"]}]}"#,
+            2,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.0, 1);
+        let e = parse_records(Format::JsonLines, b"{\"features\":[1,2]}\nnope\n", 2)
             .err()
             .unwrap();
-        assert_eq!(e.0, 1);
-        let e = parse_records(Format::JsonLines, b"{\"features\":[1,2]}\nnope\n", 2).err().unwrap();
         assert_eq!(e.0, 1);
         assert!(parse_records(Format::Csv, b"", 2).is_err());
     }

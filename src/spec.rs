@@ -205,9 +205,7 @@ impl PipelineSpec {
         let name = &spec.project.name;
         if name.is_empty()
             || name.len() > 50
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             || name.starts_with('-')
         {
             return Err(err(
@@ -252,7 +250,9 @@ mod tests {
 
     #[test]
     fn out_of_range_trees_names_key_and_line() {
-        let e = PipelineSpec::parse(&format!("{OK}[model]\nnum_trees = 5\n")).unwrap_err().0;
+        let e = PipelineSpec::parse(&format!("{OK}[model]\nnum_trees = 5\n"))
+            .unwrap_err()
+            .0;
         assert!(e.starts_with("pipeline.toml:5: `num_trees`"), "{e}");
     }
 
@@ -264,9 +264,11 @@ mod tests {
 
     #[test]
     fn label_as_feature_is_refused() {
-        let e = PipelineSpec::parse(&OK.replace("label = \"y\"", "label = \"y\"\nfeatures = [\"a\", \"y\"]"))
-            .unwrap_err()
-            .0;
+        let e = PipelineSpec::parse(
+            &OK.replace("label = \"y\"", "label = \"y\"\nfeatures = [\"a\", \"y\"]"),
+        )
+        .unwrap_err()
+        .0;
         assert!(e.contains("cannot be a feature"), "{e}");
     }
 }

@@ -28,11 +28,20 @@ fn fmt_records(records: &[Vec<f64>], f: impl Fn(&[f64]) -> String) -> String {
 }
 
 fn csv_line(r: &[f64]) -> String {
-    r.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",")
+    r.iter()
+        .map(|v| format!("{v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn json_array(r: &[f64]) -> String {
-    format!("[{}]", r.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        r.iter()
+            .map(|v| format!("{v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// Runs every check; `Ok(detail)` when all pass, `Err(what failed)` otherwise.
@@ -55,7 +64,11 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
     check_version(ping.headers(), t.version, "/ping")?;
 
     let bodies = [
-        ("text/csv", "application/json", fmt_records(&sample.records, csv_line)),
+        (
+            "text/csv",
+            "application/json",
+            fmt_records(&sample.records, csv_line),
+        ),
         (
             "application/json",
             "application/jsonlines",
@@ -72,7 +85,9 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
         (
             "application/jsonlines",
             "application/json",
-            fmt_records(&sample.records, |r| format!("{{\"features\":{}}}", json_array(r))),
+            fmt_records(&sample.records, |r| {
+                format!("{{\"features\":{}}}", json_array(r))
+            }),
         ),
     ];
     for (ct, accept, body) in bodies {
@@ -97,9 +112,14 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
             .unwrap_or("")
             .to_string();
         if !got_ct.starts_with(accept) {
-            return Err(format!("POST {ct} with Accept {accept} answered Content-Type {got_ct:?}"));
+            return Err(format!(
+                "POST {ct} with Accept {accept} answered Content-Type {got_ct:?}"
+            ));
         }
-        let text = resp.text().await.map_err(|e| format!("reading the {ct} response: {e}"))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| format!("reading the {ct} response: {e}"))?;
         let scores = parse_scores(&text, accept)?;
         if scores.len() != sample.scores.len() {
             return Err(format!(
@@ -118,7 +138,12 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
     }
 
     let mut lat = Vec::new();
-    for r in sample.records.iter().cycle().take(sample.records.len().clamp(1, 50)) {
+    for r in sample
+        .records
+        .iter()
+        .cycle()
+        .take(sample.records.len().clamp(1, 50))
+    {
         let t0 = Instant::now();
         let resp = client
             .post(&url)
@@ -152,16 +177,25 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
 }
 
 fn check_version(h: &reqwest::header::HeaderMap, want: i64, what: &str) -> Result<(), String> {
-    let got = h.get(VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("none");
+    let got = h
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none");
     if got != want.to_string() {
-        return Err(format!("{what} was answered by model version {got}, expected v{want}"));
+        return Err(format!(
+            "{what} was answered by model version {got}, expected v{want}"
+        ));
     }
     Ok(())
 }
 
 /// Parses `{"scores":[{"score":x},...]}` or JSON lines of `{"score":x}`.
 pub fn parse_scores(text: &str, accept: &str) -> Result<Vec<f64>, String> {
-    let get = |v: &serde_json::Value| v.get("score").and_then(|s| s.as_f64()).ok_or("a score is missing");
+    let get = |v: &serde_json::Value| {
+        v.get("score")
+            .and_then(|s| s.as_f64())
+            .ok_or("a score is missing")
+    };
     if accept == "application/jsonlines" {
         text.lines()
             .filter(|l| !l.trim().is_empty())

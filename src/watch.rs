@@ -16,7 +16,11 @@ pub struct Watch {
 }
 
 /// Watches `git_dir` and `approvals_dir`, sending `()` on `wake` for every relevant change.
-pub fn start(git_dir: &Path, approvals_dir: &Path, wake: UnboundedSender<()>) -> notify::Result<Watch> {
+pub fn start(
+    git_dir: &Path,
+    approvals_dir: &Path,
+    wake: UnboundedSender<()>,
+) -> notify::Result<Watch> {
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         match res {
             Ok(ev) => {
@@ -34,7 +38,7 @@ pub fn start(git_dir: &Path, approvals_dir: &Path, wake: UnboundedSender<()>) ->
     })?;
     watcher.watch(&git_dir.join("refs"), RecursiveMode::Recursive)?;
     watcher.watch(git_dir, RecursiveMode::NonRecursive)?;
-    std::fs::create_dir_all(approvals_dir).map_err(|e| notify::Error::io(e))?;
+    std::fs::create_dir_all(approvals_dir).map_err(notify::Error::io)?;
     watcher.watch(approvals_dir, RecursiveMode::NonRecursive)?;
     Ok(Watch { _watcher: watcher })
 }

@@ -7,8 +7,18 @@ use common::*;
 
 fn approval_count(p: &Project) -> (usize, usize) {
     let s = p.status();
-    let approved = s["versions"].as_array().unwrap().iter().filter(|v| v["approval"] == "Approved").count();
-    let rejected = s["versions"].as_array().unwrap().iter().filter(|v| v["approval"] == "Rejected").count();
+    let approved = s["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["approval"] == "Approved")
+        .count();
+    let rejected = s["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["approval"] == "Rejected")
+        .count();
     (approved, rejected)
 }
 
@@ -68,13 +78,22 @@ fn refusals_change_nothing() {
     let s = p.status();
     assert_eq!(version(&s, 1).unwrap()["approval"], "Approved");
     assert_eq!(version(&s, 2).unwrap()["approval"], "Rejected");
-    assert!(stage_version(&s, "production").is_none(), "no refused tag may deploy anything");
+    assert!(
+        stage_version(&s, "production").is_none(),
+        "no refused tag may deploy anything"
+    );
 
     // Each refusal is logged once, however many resyncs pass.
     std::thread::sleep(std::time::Duration::from_millis(900));
     let log = p.log_lines();
     assert_eq!(log.matches("tag approve/v9 refused").count(), 1, "{log}");
-    let refused = p.registry().audit_log(1000).unwrap().into_iter().filter(|a| a.event.ends_with(".refused")).count();
+    let refused = p
+        .registry()
+        .audit_log(1000)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.event.ends_with(".refused"))
+        .count();
     assert_eq!(refused, 6);
 }
 
@@ -91,7 +110,9 @@ fn a_promote_given_before_staging_passed_is_not_held() {
     assert_eq!(p.wait_decision("tag:approve/v1@").0, "accepted");
     let (o, why) = p.wait_decision("tag:promote/v1@");
     assert_eq!(o, "refused", "{why}");
-    p.wait_status("staging tests", |s| version(s, 1).unwrap()["staging_tests"] == "Passed");
+    p.wait_status("staging tests", |s| {
+        version(s, 1).unwrap()["staging_tests"] == "Passed"
+    });
     std::thread::sleep(std::time::Duration::from_millis(700));
     assert!(stage_version(&p.status(), "production").is_none());
     // A new promote tag after the tests passed works.
@@ -110,7 +131,10 @@ fn approvers_allow_list_is_enforced_for_tags_and_files() {
     p.tag("approve/v1", &v1, "mallory@evil.example");
     let (o, why) = p.wait_decision("tag:approve/v1@");
     assert_eq!(o, "refused");
-    assert!(why.contains("mallory@evil.example is not in [approvals] approvers"), "{why}");
+    assert!(
+        why.contains("mallory@evil.example is not in [approvals] approvers"),
+        "{why}"
+    );
 
     // An approval file from someone not allowed.
     let file = format!(
@@ -127,20 +151,39 @@ fn approvers_allow_list_is_enforced_for_tags_and_files() {
     let (o, why) = p.wait_decision("file:garbage.toml@");
     assert_eq!(o, "refused");
     assert!(why.contains("garbage.toml ignored"), "{why}");
-    std::os::unix::fs::symlink(p.state.join("approvals/approve-v1.toml"), p.state.join("approvals/link.toml")).unwrap();
+    std::os::unix::fs::symlink(
+        p.state.join("approvals/approve-v1.toml"),
+        p.state.join("approvals/link.toml"),
+    )
+    .unwrap();
     let (o, why) = p.wait_decision("file:link.toml@");
     assert_eq!(o, "refused");
     assert!(why.contains("symlink"), "{why}");
-    assert_eq!(p.status()["versions"][0]["approval"], "PendingManualApproval");
+    assert_eq!(
+        p.status()["versions"][0]["approval"],
+        "PendingManualApproval"
+    );
 
     // The allowed approver, by file written by the CLI path's format, is accepted.
-    std::fs::write(p.state.join("approvals/approve-v1-lead.toml"), file.replace("intern@", "lead@")).unwrap();
+    std::fs::write(
+        p.state.join("approvals/approve-v1-lead.toml"),
+        file.replace("intern@", "lead@"),
+    )
+    .unwrap();
     let (o, why) = p.wait_decision("file:approve-v1-lead.toml@");
     assert_eq!(o, "accepted", "{why}");
     p.wait_status("staging", |s| stage_version(s, "staging") == Some(1));
     let reg = p.registry();
-    let a = reg.approvals().unwrap().into_iter().find(|a| a.outcome == "accepted").unwrap();
-    assert_eq!((a.approver.as_str(), a.method.as_str()), ("lead@bank.example", "file"));
+    let a = reg
+        .approvals()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.outcome == "accepted")
+        .unwrap();
+    assert_eq!(
+        (a.approver.as_str(), a.method.as_str()),
+        ("lead@bank.example", "file")
+    );
 }
 
 #[test]
@@ -153,17 +196,27 @@ fn cli_approval_commands_create_real_tags_and_files() {
     cfg.set_str("user.name", "Dana").unwrap();
     cfg.set_str("user.email", "dana@bank.example").unwrap();
     let out = p.rcfops(&["approve", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("accepted by the agent"));
     let repo = p.repo();
     let tag = repo.revparse_single("refs/tags/approve/v1").unwrap();
     let tag = tag.as_tag().expect("annotated tag");
     assert_eq!(tag.tagger().unwrap().email(), Some("dana@bank.example"));
     assert_eq!(tag.target_id().to_string(), p.version_commit(1));
-    p.wait_status("staging tests", |s| version(s, 1).unwrap()["staging_tests"] == "Passed");
+    p.wait_status("staging tests", |s| {
+        version(s, 1).unwrap()["staging_tests"] == "Passed"
+    });
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let out = p.rcfops(&["promote", "1", "--file"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     p.wait_status("production", |s| stage_version(s, "production") == Some(1));
     let out = p.rcfops(&["approve", "7"]);
     assert_eq!(out.status.code(), Some(2));

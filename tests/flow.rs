@@ -8,15 +8,26 @@ use common::*;
 use rcfops::model::Model;
 
 fn approve_and_wait(p: &Project, n: i64) {
-    p.tag(&format!("approve/v{n}"), &p.version_commit(n), "dana@bank.example");
+    p.tag(
+        &format!("approve/v{n}"),
+        &p.version_commit(n),
+        "dana@bank.example",
+    );
     p.wait_status(&format!("v{n} in staging"), |s| {
-        stage_version(s, "staging") == Some(n) && version(s, n).unwrap()["staging_tests"] == "Passed"
+        stage_version(s, "staging") == Some(n)
+            && version(s, n).unwrap()["staging_tests"] == "Passed"
     });
 }
 
 fn promote_and_wait(p: &Project, n: i64) {
-    p.tag(&format!("promote/v{n}"), &p.version_commit(n), "lead@bank.example");
-    p.wait_status(&format!("v{n} in production"), |s| stage_version(s, "production") == Some(n));
+    p.tag(
+        &format!("promote/v{n}"),
+        &p.version_commit(n),
+        "lead@bank.example",
+    );
+    p.wait_status(&format!("v{n} in production"), |s| {
+        stage_version(s, "production") == Some(n)
+    });
 }
 
 #[test]
@@ -29,7 +40,10 @@ fn happy_path_commit_to_production() {
     assert!(v1["stage"].is_null());
     assert_eq!(v1["commit"], p.head());
     let roc = v1["metrics"]["roc_auc"].as_f64().unwrap();
-    assert!(roc > 0.85, "sample data should give a good model, got ROC-AUC {roc}");
+    assert!(
+        roc > 0.85,
+        "sample data should give a good model, got ROC-AUC {roc}"
+    );
     assert!(v1["metrics"]["pr_auc"].as_f64().unwrap() > 0.1);
     assert_eq!(s["runs"][0]["status"], "Succeeded");
     assert!(s["runs"][0]["error"].is_null());
@@ -38,14 +52,31 @@ fn happy_path_commit_to_production() {
     assert!(s["endpoints"]["staging"]["version"].is_null());
 
     // Nothing is served before approval.
-    let ping = http().get(format!("{}/ping", agent.staging)).send().unwrap();
+    let ping = http()
+        .get(format!("{}/ping", agent.staging))
+        .send()
+        .unwrap();
     assert_eq!(ping.status(), 503);
     let (code, _, body) = post_csv(&agent.staging, "/invocations", &sample_records(1)[0]);
     assert_eq!(code, 503, "{body}");
 
     approve_and_wait(&p, 1);
-    assert_eq!(http().get(format!("{}/ping", agent.staging)).send().unwrap().status(), 200);
-    assert_eq!(http().get(format!("{}/ping", agent.production)).send().unwrap().status(), 503);
+    assert_eq!(
+        http()
+            .get(format!("{}/ping", agent.staging))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http()
+            .get(format!("{}/ping", agent.production))
+            .send()
+            .unwrap()
+            .status(),
+        503
+    );
 
     // Staging serves exactly the registered artifact.
     let records = sample_records(25);
@@ -56,34 +87,84 @@ fn happy_path_commit_to_production() {
     let model = Model::from_bytes(&bytes).unwrap();
     let flat: Vec<f64> = records
         .iter()
-        .flat_map(|l| l.split(',').map(|c| c.parse::<f64>().unwrap()).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.split(',')
+                .map(|c| c.parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        })
         .collect();
     let expected = model.score_rows(&flat, records.len());
-    let (code, served_by, body) = post_csv(&agent.staging, "/endpoints/card-fraud-staging/invocations", &records.join("\n"));
+    let (code, served_by, body) = post_csv(
+        &agent.staging,
+        "/endpoints/card-fraud-staging/invocations",
+        &records.join("\n"),
+    );
     assert_eq!(code, 200, "{body}");
     assert_eq!(served_by, Some(1));
-    let got: Vec<f64> = body["scores"].as_array().unwrap().iter().map(|s| s["score"].as_f64().unwrap()).collect();
+    let got: Vec<f64> = body["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["score"].as_f64().unwrap())
+        .collect();
     assert_eq!(got, expected);
 
     promote_and_wait(&p, 1);
-    let (code, served_by, body) = post_csv(&agent.production, "/endpoints/card-fraud-prod/invocations", &records.join("\n"));
+    let (code, served_by, body) = post_csv(
+        &agent.production,
+        "/endpoints/card-fraud-prod/invocations",
+        &records.join("\n"),
+    );
     assert_eq!((code, served_by), (200, Some(1)), "{body}");
-    let prod: Vec<f64> = body["scores"].as_array().unwrap().iter().map(|s| s["score"].as_f64().unwrap()).collect();
+    let prod: Vec<f64> = body["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["score"].as_f64().unwrap())
+        .collect();
     assert_eq!(prod, expected);
     // The runtime path must name this stage's endpoint.
-    let (code, _, body) = post_csv(&agent.production, "/endpoints/card-fraud-staging/invocations", &records[0]);
+    let (code, _, body) = post_csv(
+        &agent.production,
+        "/endpoints/card-fraud-staging/invocations",
+        &records[0],
+    );
     assert_eq!(code, 404, "{body}");
 
     let s = p.status();
     let v1 = version(&s, 1).unwrap();
     assert_eq!(v1["approval"], "Approved");
     assert_eq!(v1["stage"], "production");
-    let events: Vec<String> = reg.audit_log(100).unwrap().into_iter().map(|a| a.event).collect();
-    for e in ["run.started", "version.registered", "approve.accepted", "staging.deploy", "staging.passed", "promote.accepted", "production.deploy"] {
-        assert!(events.iter().any(|x| x == e), "missing audit event {e}: {events:?}");
+    let events: Vec<String> = reg
+        .audit_log(100)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.event)
+        .collect();
+    for e in [
+        "run.started",
+        "version.registered",
+        "approve.accepted",
+        "staging.deploy",
+        "staging.passed",
+        "promote.accepted",
+        "production.deploy",
+    ] {
+        assert!(
+            events.iter().any(|x| x == e),
+            "missing audit event {e}: {events:?}"
+        );
     }
-    let approve = reg.approvals().unwrap().into_iter().find(|a| a.action == "approve").unwrap();
-    assert_eq!((approve.approver.as_str(), approve.method.as_str()), ("dana@bank.example", "tag"));
+    let approve = reg
+        .approvals()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.action == "approve")
+        .unwrap();
+    assert_eq!(
+        (approve.approver.as_str(), approve.method.as_str()),
+        ("dana@bank.example", "tag")
+    );
 
     // Every run log line carries the run id and commit.
     let log = p.log_lines();
@@ -92,11 +173,17 @@ fn happy_path_commit_to_production() {
     for l in run_lines {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["span"]["run"], 1, "{l}");
-        assert!(p.head().starts_with(v["span"]["commit"].as_str().unwrap()), "{l}");
+        assert!(
+            p.head().starts_with(v["span"]["commit"].as_str().unwrap()),
+            "{l}"
+        );
     }
     let out = p.rcfops(&["logs", "--run", "1"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("registered v1") && text.contains("run=1"), "{text}");
+    assert!(
+        text.contains("registered v1") && text.contains("run=1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -106,28 +193,46 @@ fn reject_and_rollback_move_stages_back() {
     p.wait_version(1);
     approve_and_wait(&p, 1);
     promote_and_wait(&p, 1);
-    p.commit_spec(|t| t.replace("num_trees = 100", "num_trees = 60"), "fewer trees");
+    p.commit_spec(
+        |t| t.replace("num_trees = 100", "num_trees = 60"),
+        "fewer trees",
+    );
     p.wait_version(2);
     approve_and_wait(&p, 2);
     promote_and_wait(&p, 2);
 
     // Production rollback: back to v1 and held there; staging keeps v2.
     let out = p.rcfops(&["rollback", "production", "--reason", "latency regression"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s = p.wait_status("production back on v1", |s| stage_version(s, "production") == Some(1));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = p.wait_status("production back on v1", |s| {
+        stage_version(s, "production") == Some(1)
+    });
     assert_eq!(stage_version(&s, "staging"), Some(2));
 
     // Rejecting the live staging version rolls staging back to the previous approved one.
     p.tag("reject/v2", &p.version_commit(2), "risk@bank.example");
-    let s = p.wait_status("staging back on v1", |s| stage_version(s, "staging") == Some(1));
+    let s = p.wait_status("staging back on v1", |s| {
+        stage_version(s, "staging") == Some(1)
+    });
     assert_eq!(version(&s, 2).unwrap()["approval"], "Rejected");
-    assert!(version(&s, 2).unwrap()["reject_reason"].as_str().unwrap().contains("risk@bank.example"));
+    assert!(version(&s, 2).unwrap()["reject_reason"]
+        .as_str()
+        .unwrap()
+        .contains("risk@bank.example"));
     assert_eq!(stage_version(&s, "production"), Some(1));
 
     // Production has nothing older: the rollback is refused and changes nothing.
     let out = p.rcfops(&["rollback", "production"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no previous version"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no previous version"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(stage_version(&p.status(), "production"), Some(1));
 
     // `rollback staging` rejects the staging version with the reason recorded.
@@ -151,16 +256,35 @@ fn restart_after_kill_registers_nothing_twice_and_reserves() {
     approve_and_wait(&p, 2);
     let before = p.registry();
     let runs_before = before.runs(100).unwrap().len();
-    let deployments_before = before.audit_log(1000).unwrap().iter().filter(|a| a.event.ends_with(".deploy")).count();
+    let deployments_before = before
+        .audit_log(1000)
+        .unwrap()
+        .iter()
+        .filter(|a| a.event.ends_with(".deploy"))
+        .count();
     agent.kill9();
 
     let agent = p.start();
     assert!(wait_until(std::time::Duration::from_secs(20), || {
-        http().get(format!("{}/ping", agent.production)).send().map(|r| r.status() == 200).unwrap_or(false)
-            && http().get(format!("{}/ping", agent.staging)).send().map(|r| r.status() == 200).unwrap_or(false)
+        http()
+            .get(format!("{}/ping", agent.production))
+            .send()
+            .map(|r| r.status() == 200)
+            .unwrap_or(false)
+            && http()
+                .get(format!("{}/ping", agent.staging))
+                .send()
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
     }));
     let s = p.status();
-    assert_eq!((stage_version(&s, "staging"), stage_version(&s, "production")), (Some(2), Some(1)));
+    assert_eq!(
+        (
+            stage_version(&s, "staging"),
+            stage_version(&s, "production")
+        ),
+        (Some(2), Some(1))
+    );
     assert_eq!(s["versions"].as_array().unwrap().len(), 2);
     let (code, v, _) = post_csv(&agent.staging, "/invocations", &sample_records(1)[0]);
     assert_eq!((code, v), (200, Some(2)));
@@ -168,10 +292,22 @@ fn restart_after_kill_registers_nothing_twice_and_reserves() {
     assert_eq!((code, v), (200, Some(1)));
     std::thread::sleep(std::time::Duration::from_millis(800)); // a few resync passes
     let reg = p.registry();
-    assert_eq!(reg.runs(100).unwrap().len(), runs_before, "no run was repeated");
+    assert_eq!(
+        reg.runs(100).unwrap().len(),
+        runs_before,
+        "no run was repeated"
+    );
     assert_eq!(reg.versions().unwrap().len(), 2);
-    let deployments = reg.audit_log(1000).unwrap().iter().filter(|a| a.event.ends_with(".deploy")).count();
-    assert_eq!(deployments, deployments_before, "re-serving is not a new deployment");
+    let deployments = reg
+        .audit_log(1000)
+        .unwrap()
+        .iter()
+        .filter(|a| a.event.ends_with(".deploy"))
+        .count();
+    assert_eq!(
+        deployments, deployments_before,
+        "re-serving is not a new deployment"
+    );
     assert_eq!(reg.integrity_check().unwrap(), "ok");
 }
 
@@ -183,14 +319,22 @@ fn newest_commit_wins_and_superseded_commits_are_skipped() {
     agent.stop();
     let mut commits = Vec::new();
     for i in 0..4 {
-        commits.push(p.commit(&[("NOTES.md", format!("experiment {i}\n").as_bytes())], &format!("experiment {i}")));
+        commits.push(p.commit(
+            &[("NOTES.md", format!("experiment {i}\n").as_bytes())],
+            &format!("experiment {i}"),
+        ));
     }
     let _agent = p.start();
     let s = p.wait_version(2);
     assert_eq!(version(&s, 2).unwrap()["commit"], commits[3].as_str());
     let reg = p.registry();
     for c in &commits[..3] {
-        let runs: Vec<_> = reg.runs(100).unwrap().into_iter().filter(|r| &r.commit == c).collect();
+        let runs: Vec<_> = reg
+            .runs(100)
+            .unwrap()
+            .into_iter()
+            .filter(|r| &r.commit == c)
+            .collect();
         assert_eq!(runs.len(), 1, "one run row per superseded commit");
         assert_eq!(runs[0].status, "Skipped");
         assert!(runs[0].error.as_deref().unwrap().contains("superseded"));
@@ -199,12 +343,19 @@ fn newest_commit_wins_and_superseded_commits_are_skipped() {
     // and the head ends registered.
     let mut more = Vec::new();
     for i in 0..5 {
-        more.push(p.commit(&[("NOTES.md", format!("burst {i}\n").as_bytes())], &format!("burst {i}")));
+        more.push(p.commit(
+            &[("NOTES.md", format!("burst {i}\n").as_bytes())],
+            &format!("burst {i}"),
+        ));
         std::thread::sleep(std::time::Duration::from_millis(60));
     }
     let head = more.last().unwrap().clone();
     p.wait_status("head registered", |s| {
-        s["versions"].as_array().unwrap().iter().any(|v| v["commit"] == head.as_str())
+        s["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["commit"] == head.as_str())
     });
     let versions = reg.versions().unwrap();
     let mut seen = std::collections::HashSet::new();
@@ -212,7 +363,11 @@ fn newest_commit_wins_and_superseded_commits_are_skipped() {
         assert!(seen.insert(v.commit.clone()), "commit registered twice");
     }
     for c in &more {
-        let settled = reg.runs(100).unwrap().into_iter().any(|r| &r.commit == c && (r.status == "Skipped" || r.status == "Succeeded"));
+        let settled = reg
+            .runs(100)
+            .unwrap()
+            .into_iter()
+            .any(|r| &r.commit == c && (r.status == "Skipped" || r.status == "Succeeded"));
         assert!(settled, "commit {c} has no run record");
     }
 }

@@ -67,7 +67,11 @@ staging_test_records = 60
             dir,
         };
         let out = p.rcfops(&["init"]);
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         p
     }
 
@@ -103,8 +107,12 @@ staging_test_records = 60
             production: String::new(),
         };
         let ok = wait_until(Duration::from_secs(30), || {
-            let Ok(t) = std::fs::read_to_string(&endpoints) else { return false };
-            let Ok(v) = serde_json::from_str::<Value>(&t) else { return false };
+            let Ok(t) = std::fs::read_to_string(&endpoints) else {
+                return false;
+            };
+            let Ok(v) = serde_json::from_str::<Value>(&t) else {
+                return false;
+            };
             if v["pid"].as_u64() != Some(pid as u64) {
                 return false;
             }
@@ -132,7 +140,11 @@ staging_test_records = 60
 
     pub fn status(&self) -> Value {
         let out = self.rcfops(&["status", "--json"]);
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("status json")
     }
 
@@ -141,7 +153,10 @@ staging_test_records = 60
     }
 
     pub fn head(&self) -> String {
-        self.repo().refname_to_id("refs/heads/main").unwrap().to_string()
+        self.repo()
+            .refname_to_id("refs/heads/main")
+            .unwrap()
+            .to_string()
     }
 
     /// Writes `files` into the working tree and commits them on main.
@@ -174,14 +189,20 @@ staging_test_records = 60
     /// Creates an annotated tag as `email`.
     pub fn tag(&self, name: &str, commit: &str, email: &str) -> String {
         let repo = self.repo();
-        let obj = repo.find_object(Oid::from_str(commit).unwrap(), None).unwrap();
+        let obj = repo
+            .find_object(Oid::from_str(commit).unwrap(), None)
+            .unwrap();
         let sig = Signature::now("Approver", email).unwrap();
-        repo.tag(name, &obj, &sig, "approved in review", false).unwrap().to_string()
+        repo.tag(name, &obj, &sig, "approved in review", false)
+            .unwrap()
+            .to_string()
     }
 
     pub fn lightweight_tag(&self, name: &str, commit: &str) {
         let repo = self.repo();
-        let obj = repo.find_object(Oid::from_str(commit).unwrap(), None).unwrap();
+        let obj = repo
+            .find_object(Oid::from_str(commit).unwrap(), None)
+            .unwrap();
         repo.tag_lightweight(name, &obj, false).unwrap();
     }
 
@@ -190,7 +211,11 @@ staging_test_records = 60
     }
 
     pub fn version_commit(&self, n: i64) -> String {
-        self.registry().version(n).unwrap().expect("version exists").commit
+        self.registry()
+            .version(n)
+            .unwrap()
+            .expect("version exists")
+            .commit
     }
 
     /// Waits until `f(status)` holds; panics with the last status otherwise.
@@ -221,10 +246,19 @@ staging_test_records = 60
         let reg = self.registry();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(a) = reg.approvals().unwrap().into_iter().find(|a| a.source.starts_with(prefix)) {
+            if let Some(a) = reg
+                .approvals()
+                .unwrap()
+                .into_iter()
+                .find(|a| a.source.starts_with(prefix))
+            {
                 return (a.outcome, a.reason.unwrap_or_default());
             }
-            assert!(Instant::now() < deadline, "no decision for {prefix}; log:\n{}", self.agent_stderr());
+            assert!(
+                Instant::now() < deadline,
+                "no decision for {prefix}; log:\n{}",
+                self.agent_stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -242,7 +276,10 @@ fn rand_suffix() -> u128 {
 }
 
 pub fn version(status: &Value, n: i64) -> Option<&Value> {
-    status["versions"].as_array()?.iter().find(|v| v["version"].as_i64() == Some(n))
+    status["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["version"].as_i64() == Some(n))
 }
 
 pub fn stage_version(status: &Value, stage: &str) -> Option<i64> {
@@ -274,7 +311,10 @@ impl Agent {
 
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -346,5 +386,9 @@ pub fn post_csv(base: &str, path: &str, body: &str) -> (u16, Option<i64>, Value)
         .and_then(|h| h.to_str().ok())
         .and_then(|s| s.parse().ok());
     let text = r.text().unwrap();
-    (status, v, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        v,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }

@@ -57,9 +57,11 @@
 //! `AnomalyAttributionVisitor`): at node `k` the term `p_k / (k + 1)` is shared among the
 //! dimensions in proportion to how far `x` lies outside the box in each, into `high[i]` when
 //! `x_i > max_i` and `low[i]` when `x_i < min_i`; the leaf term is shared in proportion to
-//! `|x_i - leaf_i|`, and, when `x` equals the leaf point (a duplicate, which no direction
-//! explains), evenly over all `2·d` entries. So `Σ_i high[i] + low[i] == score(x)` up to
-//! rounding.
+//! `|x_i - leaf_i|`. When `x` equals the leaf point (it is in the sample) the tree's score
+//! is the "seen" score; its direction comes, as in the reference, from "shadow boxes" (going
+//! up from the leaf, the union of the sibling subtrees' boxes, i.e. the tree without `x`),
+//! rescaled to sum to that score (spread evenly over the `2·d` entries when `x` lies inside
+//! every shadow box). So `Σ_i high[i] + low[i] == score(x)` up to rounding.
 //!
 //! ## Determinism
 //!

@@ -216,3 +216,22 @@ fn single_point_and_duplicate_trees() {
         }
     }
 }
+
+#[test]
+fn duplicate_attribution_points_at_the_odd_dimension() {
+    // a cluster around 0 plus a repeated far point in dimension 1: scoring the far point
+    // itself (it is in the sample) should still be explained by dimension 1
+    let mut rows = Vec::new();
+    let mut rng = Pcg::new(5, 5);
+    for _ in 0..300 {
+        rows.extend([rng.next_f64() as f32, rng.next_f64() as f32, rng.next_f64() as f32]);
+    }
+    rows.extend([0.5, 9.0, 0.5]);
+    let data = Array2::from_shape_vec((301, 3), rows).unwrap();
+    let f = Forest::fit(data.view(), cfg(50, 400, 1)).unwrap();
+    let p = [0.5f32, 9.0, 0.5];
+    let a = f.attribution(&p);
+    let s = f.score(&p);
+    assert!((a.total() - s).abs() < 1e-9 * s);
+    assert!(a.high[1] > 0.9 * s, "{a:?} score {s}");
+}

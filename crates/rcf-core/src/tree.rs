@@ -721,14 +721,61 @@ impl Tree {
         let l = (cur & !LEAF) as usize;
         let q = self.leaf_point(l);
         if q == x {
-            // the point is already in the sample: the "seen" score cannot be attributed to
-            // any direction, so it is spread evenly over the 2d entries
+            // The point is in the sample (a duplicate). As in the reference
+            // AnomalyAttributionVisitor, the score stays the "seen" score while its direction
+            // comes from "shadow boxes": going up from the leaf, the union of the sibling
+            // subtrees' boxes (the tree without this point), until the point falls inside.
+            // The directions are then rescaled to sum to the score; if no direction exists
+            // (the point is inside the first shadow box) the score is spread evenly.
             let m = self.leaf_mass[l] as f64;
             let s = rem * damp(m, self.mass as f64) * score_seen(depth, m) * norm;
-            let each = s / (2 * d) as f64;
-            for i in 0..d {
-                high[i] += each;
-                low[i] += each;
+            let mut dh = vec![0.0f64; d];
+            let mut dl = vec![0.0f64; d];
+            let mut slo = vec![f32::INFINITY; d];
+            let mut shi = vec![f32::NEG_INFINITY; d];
+            let mut child = l as u32 | LEAF;
+            let mut node = self.leaf_parent[l];
+            let mut dep = depth;
+            while node != NIL {
+                dep -= 1.0;
+                let nd = &self.nodes[node as usize];
+                let sib = if nd.left == child { nd.right } else { nd.left };
+                let (blo, bhi) = self.ref_box(sib);
+                for i in 0..d {
+                    slo[i] = slo[i].min(blo[i]);
+                    shi[i] = shi[i].max(bhi[i]);
+                }
+                let mut range = 0.0f64;
+                let mut ext = 0.0f64;
+                for i in 0..d {
+                    range += shi[i] as f64 - slo[i] as f64;
+                    ext += (slo[i] - x[i]).max(0.0) as f64 + (x[i] - shi[i]).max(0.0) as f64;
+                }
+                if ext <= 0.0 {
+                    break;
+                }
+                let p = ext / (range + ext);
+                let u = score_unseen(dep) / (range + ext);
+                for i in 0..d {
+                    dh[i] = dh[i] * (1.0 - p) + (x[i] - shi[i]).max(0.0) as f64 * u;
+                    dl[i] = dl[i] * (1.0 - p) + (slo[i] - x[i]).max(0.0) as f64 * u;
+                }
+                child = node;
+                node = nd.parent;
+            }
+            let total: f64 = dh.iter().sum::<f64>() + dl.iter().sum::<f64>();
+            if total > 0.0 {
+                let f = s / total;
+                for i in 0..d {
+                    high[i] += dh[i] * f;
+                    low[i] += dl[i] * f;
+                }
+            } else {
+                let each = s / (2 * d) as f64;
+                for i in 0..d {
+                    high[i] += each;
+                    low[i] += each;
+                }
             }
         } else {
             let s = rem * score_unseen(depth) * norm;
