@@ -224,7 +224,11 @@ fn duplicate_attribution_points_at_the_odd_dimension() {
     let mut rows = Vec::new();
     let mut rng = Pcg::new(5, 5);
     for _ in 0..300 {
-        rows.extend([rng.next_f64() as f32, rng.next_f64() as f32, rng.next_f64() as f32]);
+        rows.extend([
+            rng.next_f64() as f32,
+            rng.next_f64() as f32,
+            rng.next_f64() as f32,
+        ]);
     }
     rows.extend([0.5, 9.0, 0.5]);
     let data = Array2::from_shape_vec((301, 3), rows).unwrap();
