@@ -300,16 +300,16 @@ impl<T: Copy> Reservoir<T> {
 }
 
 #[inline(always)]
-fn score_block_generic(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
+fn score_block_generic<const AVX: bool>(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
     for t in trees {
-        t.score_block_into(xs, acc);
+        t.score_block_into::<AVX>(xs, acc);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn score_block_avx2(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
-    score_block_generic(trees, xs, acc)
+    score_block_generic::<true>(trees, xs, acc)
 }
 
 fn score_block_dispatch(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
@@ -320,7 +320,7 @@ fn score_block_dispatch(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
             return unsafe { score_block_avx2(trees, xs, acc) };
         }
     }
-    score_block_generic(trees, xs, acc)
+    score_block_generic::<false>(trees, xs, acc)
 }
 
 /// A Random Cut Forest. `Clone + Debug + Send + Sync`.
@@ -477,11 +477,11 @@ impl Forest {
                 return unsafe { self.score_avx2(point) };
             }
         }
-        self.score_generic(point)
+        self.score_generic::<false>(point)
     }
 
     #[inline(always)]
-    fn score_generic(&self, point: &[f32]) -> f64 {
+    fn score_generic<const AVX: bool>(&self, point: &[f32]) -> f64 {
         let mut s = 0.0;
         let mut k = 0usize;
         let mut group: [&Tree; LANES] = [&self.trees[0].tree; LANES];
@@ -495,7 +495,7 @@ impl Forest {
             k += 1;
             if g == LANES {
                 let mut out = [0.0f64; LANES];
-                tree::raw_scores_lanes(group, [point; LANES], &mut out);
+                tree::raw_scores_lanes::<AVX>(group, [point; LANES], &mut out);
                 for (t, r) in group.iter().zip(out) {
                     s += r * tree::normalizer(t.mass as f64);
                 }
@@ -503,7 +503,7 @@ impl Forest {
             }
         }
         for t in &group[..g] {
-            s += t.score(point);
+            s += t.score::<AVX>(point);
         }
         if k == 0 {
             0.0
@@ -517,7 +517,7 @@ impl Forest {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn score_avx2(&self, point: &[f32]) -> f64 {
-        self.score_generic(point)
+        self.score_generic::<true>(point)
     }
 
     /// [`Forest::score`] with the point checked first (dimension, finite values).

@@ -239,3 +239,31 @@ fn duplicate_attribution_points_at_the_odd_dimension() {
     assert!((a.total() - s).abs() < 1e-9 * s);
     assert!(a.high[1] > 0.9 * s, "{a:?} score {s}");
 }
+
+#[test]
+fn simd_kernel_is_bit_identical() {
+    let mut rng = Pcg::new(77, 1);
+    for d in 1..=40 {
+        for _ in 0..50 {
+            let mut v = || ((rng.next_f64() - 0.5) * 8.0).round() as f32 * 0.25;
+            let lo: Vec<f32> = (0..d).map(|_| v()).collect();
+            let hi: Vec<f32> = lo.iter().map(|&a| a + v().abs()).collect();
+            let x: Vec<f32> = (0..d).map(|_| v() * 1.5).collect();
+            let a = tree::outside(&lo, &hi, &x);
+            let b = tree::outside_k::<false>(&lo, &hi, &x);
+            assert_eq!(a.to_bits(), b.to_bits());
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let c = tree::outside_k::<true>(&lo, &hi, &x);
+                assert_eq!(a.to_bits(), c.to_bits(), "d={d}");
+            }
+        }
+    }
+    let data = lcg_data(500, 13, 3);
+    let f = Forest::fit(data.view(), cfg(50, 64, 2)).unwrap();
+    for row in data.outer_iter().take(50) {
+        let p = row.as_slice().unwrap();
+        let g = f.score_generic::<false>(p);
+        assert_eq!(g.to_bits(), f.score(p).to_bits());
+    }
+}

@@ -121,7 +121,12 @@ pub(crate) fn outside(lo: &[f32], hi: &[f32], x: &[f32]) -> f32 {
             acc[j] += below + above;
         }
     }
-    let (lr, hr, xr) = (lc.remainder(), hc.remainder(), xc.remainder());
+    outside_finish(acc, lc.remainder(), hc.remainder(), xc.remainder())
+}
+
+/// Remainder (fewer than 8 dimensions) and the fixed-order reduction shared by the kernels.
+#[inline(always)]
+fn outside_finish(acc: [f32; 8], lr: &[f32], hr: &[f32], xr: &[f32]) -> f32 {
     let mut acc4 = [0.0f32; 4];
     let mut tail = 0.0f32;
     let mut i = 0;
@@ -146,6 +151,56 @@ pub(crate) fn outside(lo: &[f32], hi: &[f32], x: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])) + tail
 }
 
+/// [`outside`] with 256-bit vectors: the same operations in the same order per lane
+/// (`max(v, 0)` as `maxps(v, 0)` returns 0 for NaN and -0, like the scalar code), so the
+/// result is bit-identical.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn outside_avx2(lo: &[f32], hi: &[f32], x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let d = x.len();
+    let lo = &lo[..d];
+    let hi = &hi[..d];
+    let chunks = d / 8;
+    let zero = _mm256_setzero_ps();
+    let mut acc = zero;
+    for c in 0..chunks {
+        // SAFETY: c * 8 + 8 <= d and all three slices have length d.
+        let (l, h, p) = unsafe {
+            (
+                _mm256_loadu_ps(lo.as_ptr().add(c * 8)),
+                _mm256_loadu_ps(hi.as_ptr().add(c * 8)),
+                _mm256_loadu_ps(x.as_ptr().add(c * 8)),
+            )
+        };
+        let below = _mm256_max_ps(_mm256_sub_ps(l, p), zero);
+        let above = _mm256_max_ps(_mm256_sub_ps(p, h), zero);
+        acc = _mm256_add_ps(acc, _mm256_add_ps(below, above));
+    }
+    let mut a = [0.0f32; 8];
+    // SAFETY: `a` holds 8 floats.
+    unsafe { _mm256_storeu_ps(a.as_mut_ptr(), acc) };
+    let k = chunks * 8;
+    outside_finish(a, &lo[k..], &hi[k..], &x[k..])
+}
+
+/// [`outside`], through the AVX2 kernel when `AVX` (only ever set after runtime detection).
+#[inline(always)]
+pub(crate) fn outside_k<const AVX: bool>(lo: &[f32], hi: &[f32], x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if AVX {
+            // SAFETY: AVX = true is only instantiated behind `is_x86_feature_detected!("avx2")`.
+            return unsafe { outside_avx2(lo, hi, x) };
+        }
+    }
+    outside(lo, hi, x)
+}
+
 #[inline]
 fn range_of(lo: &[f32], hi: &[f32]) -> f64 {
     lo.iter().zip(hi).map(|(&a, &b)| b as f64 - a as f64).sum()
@@ -156,7 +211,11 @@ fn range_of(lo: &[f32], hi: &[f32]) -> f64 {
 /// down several trees). Same arithmetic per lane as [`Tree::raw_score`], so bit-identical.
 /// Every tree must be non-empty.
 #[inline(always)]
-pub(crate) fn raw_scores_lanes(trees: [&Tree; LANES], xs: [&[f32]; LANES], out: &mut [f64; LANES]) {
+pub(crate) fn raw_scores_lanes<const AVX: bool>(
+    trees: [&Tree; LANES],
+    xs: [&[f32]; LANES],
+    out: &mut [f64; LANES],
+) {
     let mut cur: [u32; LANES] = std::array::from_fn(|k| trees[k].root);
     let mut depth = [0usize; LANES];
     let mut acc = [0.0f64; LANES];
@@ -175,7 +234,7 @@ pub(crate) fn raw_scores_lanes(trees: [&Tree; LANES], xs: [&[f32]; LANES], out: 
             let n = c as usize;
             let node = &t.nodes[n];
             let b = &t.bounds[n * 2 * d..(n + 1) * 2 * d];
-            let e = outside(&b[..d], &b[d..], x) as f64;
+            let e = outside_k::<AVX>(&b[..d], &b[d..], x) as f64;
             let p = e / (node.range + e);
             acc[k] += rem[k] * p * inv_depth(depth[k]);
             rem[k] -= rem[k] * p;
@@ -622,7 +681,7 @@ impl Tree {
     /// Branch-free per level apart from the descent itself: when `x` is inside a box the
     /// separation probability is 0 and the running sums are unchanged.
     #[inline(always)]
-    pub(crate) fn raw_score(&self, x: &[f32]) -> f64 {
+    pub(crate) fn raw_score<const AVX: bool>(&self, x: &[f32]) -> f64 {
         let d = self.dim;
         let mut cur = self.root;
         let mut depth = 0usize;
@@ -632,7 +691,7 @@ impl Tree {
             let n = cur as usize;
             let node = &self.nodes[n];
             let b = &self.bounds[n * 2 * d..(n + 1) * 2 * d];
-            let e = outside(&b[..d], &b[d..], x) as f64;
+            let e = outside_k::<AVX>(&b[..d], &b[d..], x) as f64;
             let p = e / (node.range + e);
             acc += rem * p * inv_depth(depth);
             rem -= rem * p;
@@ -655,7 +714,7 @@ impl Tree {
     /// tree in lockstep so their independent memory chains overlap; every value is
     /// bit-identical to [`Tree::score`].
     #[inline(always)]
-    pub(crate) fn score_block_into(&self, xs: &[f32], acc: &mut [f64]) {
+    pub(crate) fn score_block_into<const AVX: bool>(&self, xs: &[f32], acc: &mut [f64]) {
         let d = self.dim;
         let norm = normalizer(self.mass as f64);
         let m = acc.len();
@@ -664,22 +723,22 @@ impl Tree {
         while j < full {
             let mut out = [0.0f64; LANES];
             let lanes: [&[f32]; LANES] = std::array::from_fn(|k| &xs[(j + k) * d..(j + k + 1) * d]);
-            raw_scores_lanes([self; LANES], lanes, &mut out);
+            raw_scores_lanes::<AVX>([self; LANES], lanes, &mut out);
             for k in 0..LANES {
                 acc[j + k] += out[k] * norm;
             }
             j += LANES;
         }
         while j < m {
-            acc[j] += self.raw_score(&xs[j * d..(j + 1) * d]) * norm;
+            acc[j] += self.raw_score::<AVX>(&xs[j * d..(j + 1) * d]) * norm;
             j += 1;
         }
     }
 
     /// Normalised score of `x` against this (non-empty) tree.
     #[inline(always)]
-    pub(crate) fn score(&self, x: &[f32]) -> f64 {
-        self.raw_score(x) * normalizer(self.mass as f64)
+    pub(crate) fn score<const AVX: bool>(&self, x: &[f32]) -> f64 {
+        self.raw_score::<AVX>(x) * normalizer(self.mass as f64)
     }
 
     /// Add this tree's normalised attribution of `x`, multiplied by `scale`, into high/low.
