@@ -918,6 +918,10 @@ impl Tree {
                         return Err("bounding box differs from the union of its children".into());
                     }
                 }
+                let cd = node.cut_dim as usize;
+                if !(lhi[cd] <= node.cut_val && node.cut_val < rlo[cd]) {
+                    return Err("a cut does not separate its children".into());
+                }
                 let range = range_of(lo, hi);
                 if range != node.range || range <= 0.0 || !range.is_finite() {
                     return Err("stored box range is inconsistent".into());

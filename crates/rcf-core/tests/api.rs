@@ -274,3 +274,55 @@ fn shingled_stream_flags_a_level_shift() {
     }
     assert!(last > normal_max, "spike {last} vs normal max {normal_max}");
 }
+
+/// FNV-1a 64, as documented for the model format's checksum.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[test]
+fn forged_checksums_never_panic() {
+    // damage the payload and then fix the checksum: the structural validation must reject
+    // (or, for harmless changes such as a weight, accept) without ever panicking
+    let data = blob(120, 2, 4);
+    let f = Forest::fit(
+        data.view(),
+        ForestConfig {
+            num_samples_per_tree: 8,
+            ..cfg(1)
+        },
+    )
+    .unwrap();
+    let bytes = f.to_bytes();
+    let n = bytes.len();
+    let mut rng = Pcg64Mcg::seed_from_u64(9);
+    let mut rejected = 0;
+    for _ in 0..3000 {
+        let mut b = bytes.clone();
+        let pos = rng.random_range(20..n - 8);
+        b[pos] = rng.random();
+        let h = fnv1a64(&b[..n - 8]);
+        b[n - 8..].copy_from_slice(&h.to_le_bytes());
+        match Forest::from_bytes(&b) {
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                rejected += 1;
+            }
+            Ok(mut g) => {
+                for row in data.outer_iter().take(5) {
+                    let p = row.as_slice().unwrap();
+                    let s = g.score(p);
+                    assert!(s.is_finite() || s.is_nan());
+                    g.attribution(p);
+                    g.update(p);
+                }
+            }
+        }
+    }
+    assert!(rejected > 1000, "only {rejected} rejected");
+}
