@@ -73,8 +73,18 @@ fn main() {
             });
             println!("d={d} score(point)     {:>10.0} points/s", n / t);
         }
-        if want("update") {
-            let mut g = Forest::new(d, cfg.clone()).unwrap();
+        for (name, decay) in [("update", 0.0), ("decay", 1e-5)] {
+            if !want(name) {
+                continue;
+            }
+            let mut g = Forest::new(
+                d,
+                ForestConfig {
+                    time_decay: decay,
+                    ..cfg.clone()
+                },
+            )
+            .unwrap();
             for r in data(3000, d, 3).outer_iter() {
                 g.update(r.as_slice().unwrap());
             }
@@ -89,7 +99,7 @@ fn main() {
                 std::hint::black_box(s);
             });
             println!(
-                "d={d} update+score     {:>10.0} points/s",
+                "d={d} update+score (time_decay {decay}) {:>10.0} points/s",
                 stream.nrows() as f64 / t
             );
         }
