@@ -267,3 +267,80 @@ fn simd_kernel_is_bit_identical() {
         assert_eq!(g.to_bits(), f.score(p).to_bits());
     }
 }
+
+/// The reference visitor, written the reference's way: descend to the leaf, then update the
+/// score bottom-up with the separation probability of each box, stopping once inside.
+fn reference_tree_score(t: &Tree, x: &[f32]) -> f64 {
+    use tree::{LEAF, NIL};
+    let d = t.dim;
+    let mut path = Vec::new();
+    let mut cur = t.root;
+    while cur & LEAF == 0 {
+        path.push(cur as usize);
+        let n = t.nodes[cur as usize];
+        cur = if x[n.cut_dim as usize] <= n.cut_val {
+            n.left
+        } else {
+            n.right
+        };
+    }
+    assert_ne!(cur, NIL);
+    let l = (cur & !LEAF) as usize;
+    let depth = path.len() as f64;
+    let tree_mass = t.mass as f64;
+    let mut score;
+    let mut converged = false;
+    if t.leaf_point(l) == x {
+        let m = t.leaf_mass[l] as f64;
+        score = (1.0 - m / (2.0 * tree_mass)) * (1.0 / (depth + (1.0 + m).log2()));
+        converged = true;
+    } else {
+        score = 1.0 / (depth + 1.0);
+    }
+    for (k, &n) in path.iter().enumerate().rev() {
+        if converged {
+            break;
+        }
+        let (lo, hi) = t.node_box(n);
+        let mut new_range = 0.0f64;
+        let mut diff = 0.0f64;
+        for i in 0..d {
+            let (a, b) = (lo[i] as f64, hi[i] as f64);
+            let (na, nb) = (a.min(x[i] as f64), b.max(x[i] as f64));
+            new_range += nb - na;
+            diff += (nb - na) - (b - a);
+        }
+        let p = diff / new_range;
+        if p == 0.0 {
+            converged = true;
+        } else {
+            score = p * (1.0 / (k as f64 + 1.0)) + (1.0 - p) * score;
+        }
+    }
+    score * (1.0 + tree_mass).log2()
+}
+
+#[test]
+fn matches_a_bottom_up_reference_visitor() {
+    let data = lcg_data(800, 4, 12);
+    let mut f = Forest::fit(data.view(), cfg(50, 128, 8)).unwrap();
+    let queries = lcg_data(100, 4, 13).mapv(|v| v * 1.7);
+    let check = |f: &Forest| {
+        for row in queries.outer_iter().chain(data.outer_iter().take(100)) {
+            let x = row.as_slice().unwrap();
+            let want: f64 = f
+                .trees
+                .iter()
+                .map(|t| reference_tree_score(&t.tree, x))
+                .sum::<f64>()
+                / f.trees.len() as f64;
+            let got = f.score(x);
+            assert!((want - got).abs() <= 1e-6 * want, "{want} vs {got}");
+        }
+    };
+    check(&f);
+    for row in lcg_data(300, 4, 14).outer_iter() {
+        f.update(row.as_slice().unwrap());
+    }
+    check(&f);
+}
