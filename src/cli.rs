@@ -702,6 +702,7 @@ fn cmd_eval(a: EvalArgs) -> Result<i32> {
             label: a.label.clone(),
             features: None,
             exclude: a.exclude.clone(),
+            max_bytes: u64::MAX,
         },
         &name,
     )

@@ -206,6 +206,20 @@ impl ModelRepo {
         }
     }
 
+    /// Size in bytes of `path` in the commit's tree, read from the object header (the blob is
+    /// not loaded). `Ok(None)` when the file is not in the commit.
+    pub fn file_size(&self, commit: &str, path: &str) -> Result<Option<u64>> {
+        let c = self.repo.find_commit(Oid::from_str(commit)?)?;
+        let tree = c.tree()?;
+        let entry = match tree.get_path(Path::new(path)) {
+            Ok(e) => e,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (size, _) = self.repo.odb()?.read_header(entry.id())?;
+        Ok(Some(size as u64))
+    }
+
     /// First-parent ancestors of `tip` (excluding it), newest first, stopping at `stop`, at a
     /// root, or after `limit` commits.
     pub fn first_parent_range(

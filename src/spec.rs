@@ -54,6 +54,13 @@ pub struct DataSpec {
     pub features: Option<Vec<String>>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Largest data file a run loads (bytes); larger files fail the run before loading.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_max_bytes() -> u64 {
+    100 * 1024 * 1024
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
