@@ -132,7 +132,24 @@ fn main() {
                 seed,
                 ..Default::default()
             };
-            let f = Forest::fit(x.view(), cfg).unwrap();
+            let f = if std::env::var("STREAM").is_ok() {
+                // the reference protocol: shuffle with the seed, stream every row through update
+                let mut order: Vec<usize> = (0..x.nrows()).collect();
+                let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                for i in (1..order.len()).rev() {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    order.swap(i, (s % (i as u64 + 1)) as usize);
+                }
+                let mut f = Forest::new(x.ncols(), cfg).unwrap();
+                for &i in &order {
+                    f.update(x.row(i).as_slice().unwrap());
+                }
+                f
+            } else {
+                Forest::fit(x.view(), cfg).unwrap()
+            };
             let s = f.score_batch_parallel(x.view(), 2);
             rocs.push(roc_auc(&s, &y));
             prs.push(average_precision(&s, &y));
