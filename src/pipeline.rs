@@ -191,6 +191,7 @@ pub fn train_and_evaluate(
     let t = Instant::now();
     let forest = rcf_core::Forest::fit(x_train.view(), forest).map_err(|e| e.to_string())?;
     let train_ms = ms(t);
+    crate::failpoint::hit("run.mid-train");
 
     let t = Instant::now();
     let train_scores = forest.score_batch_parallel(x_train.view(), 2);
@@ -417,6 +418,7 @@ fn execute_steps(
                         &commit[..12]
                     )
                 })?;
+            crate::failpoint::hit("run.after-load");
             Ok((spec, spec_bytes, data, info.author_email))
         })()
     });
@@ -454,6 +456,7 @@ fn execute_steps(
             .map_err(|e| format!("cannot write the model artifact: {e}"))
     });
 
+    crate::failpoint::hit("run.after-artifact");
     if cancel.is_cancelled() {
         return Ok(cancel.outcome());
     }
@@ -481,6 +484,7 @@ fn execute_steps(
     let t = Instant::now();
     match reg.register_version(run, &new) {
         Ok((version, is_new)) => {
+            crate::failpoint::hit("run.after-register");
             let _ = reg.record_step(run, "register", "Succeeded", started, Some(ms(t)), None);
             Ok(Outcome::Registered {
                 version,

@@ -162,7 +162,11 @@ impl Reconciler {
                 }
             },
         };
+        if stage == "production" && target.is_some() {
+            crate::failpoint::hit("promote.before-deploy");
+        }
         ep.swap(deployed);
+        crate::failpoint::hit("deploy.after-swap");
         let reason = match (previous, target) {
             (_, Some(n)) if last == Some(n) && previous.is_none() => {
                 tracing::info!(
@@ -231,6 +235,7 @@ impl Reconciler {
                 (false, d)
             }
         };
+        crate::failpoint::hit("staging.before-record");
         if let Err(e) = self.registry.record_staging_result(n, passed, &detail) {
             self.problem(e.to_string());
         }

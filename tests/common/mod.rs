@@ -87,6 +87,11 @@ staging_test_records = 60
     }
 
     pub fn start(&self) -> Agent {
+        self.start_with(&[])
+    }
+
+    /// Starts the agent with extra environment variables (e.g. failure points).
+    pub fn start_with(&self, env: &[(&str, &str)]) -> Agent {
         let endpoints = self.state.join("endpoints.json");
         let _ = std::fs::remove_file(&endpoints);
         let log = std::fs::File::create(self.dir.path().join(format!(
@@ -94,8 +99,11 @@ staging_test_records = 60
             Instant::now().elapsed().as_nanos() ^ rand_suffix()
         )))
         .unwrap();
-        let child = self
-            .cmd(&["up"])
+        let mut cmd = self.cmd(&["up"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -307,6 +315,18 @@ impl Agent {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits for the process to end by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// SIGTERM and wait for a clean exit.
