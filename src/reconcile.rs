@@ -47,6 +47,8 @@ pub struct Reconciler {
     in_flight: Option<InFlight>,
     wake: mpsc::UnboundedSender<()>,
     last_problem: Option<String>,
+    /// Accepted tag decisions already reported as deleted or moved (logged once each).
+    reported_vanished: std::collections::HashSet<String>,
 }
 
 impl Reconciler {
@@ -72,6 +74,7 @@ impl Reconciler {
             in_flight: None,
             wake,
             last_problem: None,
+            reported_vanished: Default::default(),
         }
     }
 
@@ -92,6 +95,7 @@ impl Reconciler {
         if let Err(e) = crate::gates::process(&repo, &self.cfg, &self.registry) {
             self.problem(format!("approvals: {e}"));
         }
+        self.report_vanished_tags(&repo);
         self.converge_stages().await;
         if let Err(e) = self.converge_runs(&repo) {
             self.problem(format!("runs: {e}"));
@@ -241,6 +245,52 @@ impl Reconciler {
         }
     }
 
+    /// An accepted approval stays in force when its tag is later deleted or moved: git tags
+    /// are not an authority to revoke (use `reject/vN`). Say so once per tag.
+    fn report_vanished_tags(&mut self, repo: &ModelRepo) {
+        let Ok(tags) = repo.approval_tags() else { return };
+        let present: std::collections::HashSet<String> =
+            tags.iter().map(|t| format!("tag:{}@{}", t.name, t.object)).collect();
+        let Ok(approvals) = self.registry.approvals() else { return };
+        for a in approvals {
+            if a.method != "tag" || a.outcome != "accepted" || present.contains(&a.source) {
+                continue;
+            }
+            if self.reported_vanished.insert(a.source.clone()) {
+                let name = a.source.trim_start_matches("tag:").split('@').next().unwrap_or("");
+                tracing::warn!(
+                    version = a.version,
+                    "tag {name} was deleted or moved after it was honoured; the {} of v{} stands (revoke with reject/v{})",
+                    a.action,
+                    a.version.unwrap_or(0),
+                    a.version.unwrap_or(0)
+                );
+            }
+        }
+    }
+
+    /// Notices history rewrites of the watched branch and says what happens.
+    fn note_head_move(&mut self, repo: &ModelRepo, head: &str) -> Result<(), String> {
+        let last = self.registry.meta("last_head").map_err(|e| e.to_string())?;
+        if last.as_deref() == Some(head) {
+            return Ok(());
+        }
+        if let Some(prev) = &last {
+            let exists = repo.commit_info(prev).is_ok();
+            if !exists || !repo.is_ancestor(prev, head).unwrap_or(false) {
+                tracing::warn!(
+                    from = &prev[..12],
+                    to = &head[..12],
+                    "branch {} was rewritten (force-push or reset): the head moved from {} to {}, which does not contain it; versions built from dropped commits stay registered with their approvals and stages, and only the new head is run",
+                    self.cfg.repo.branch,
+                    &prev[..12],
+                    &head[..12]
+                );
+            }
+        }
+        self.registry.set_meta("last_head", head).map_err(|e| e.to_string())
+    }
+
     fn converge_runs(&mut self, repo: &ModelRepo) -> Result<(), String> {
         if let Some(f) = &self.in_flight {
             if f.done.load(std::sync::atomic::Ordering::SeqCst) {
@@ -256,6 +306,7 @@ impl Reconciler {
             ));
             return Ok(());
         };
+        self.note_head_move(repo, &head)?;
         let reg = &self.registry;
         // Commits between the last settled one and the head, newest first.
         let mut unsettled = Vec::new();
@@ -294,7 +345,7 @@ impl Reconciler {
             }
             head
         };
-        if self.in_flight.is_some() || reg.commit_settled(&target).map_err(|e| e.to_string())? {
+        if self.in_flight.is_some() || !reg.head_needs_run(&target).map_err(|e| e.to_string())? {
             return Ok(());
         }
         self.start_run(target, "watch")

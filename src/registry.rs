@@ -439,6 +439,20 @@ impl Registry {
         })
     }
 
+    /// Whether the branch head `commit` still needs a run. Unlike [`Self::commit_settled`], a
+    /// commit skipped earlier (superseded) is run once it is the head again, e.g. after a reset.
+    pub fn head_needs_run(&self, commit: &str) -> Result<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT NOT (EXISTS (SELECT 1 FROM versions WHERE commit_sha = ?1)
+                     OR EXISTS (SELECT 1 FROM runs WHERE commit_sha = ?1
+                                AND (status IN ('Succeeded','Running') OR (status = 'Failed' AND interrupted = 0))))",
+                [commit],
+                |r| r.get(0),
+            )
+        })
+    }
+
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>> {
         self.with(|c| {
             let mut st = c.prepare(&format!(

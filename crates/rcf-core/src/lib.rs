@@ -63,6 +63,27 @@
 //! rescaled to sum to that score (spread evenly over the `2·d` entries when `x` lies inside
 //! every shadow box). So `Σ_i high[i] + low[i] == score(x)` up to rounding.
 //!
+//! ## Model format
+//!
+//! [`Forest::to_bytes`] writes `"RCFOREST"`, the format version ([`MODEL_FORMAT_VERSION`],
+//! u32), the payload length (u64), the payload (configuration, stream position, and per tree
+//! its generator state, nodes, boxes, leaves and sampler) and an FNV-1a 64-bit checksum of
+//! everything before it, all little endian. [`Forest::from_bytes`] checks the signature,
+//! version, length, checksum, then every structural invariant (links, masses, boxes equal to
+//! the union of their children, cuts between their children, sampler entries matching leaf
+//! masses), so a damaged model is an error, never a panic or a silently wrong score. A
+//! round trip is exact: scores, attribution and the continuation of a stream are
+//! bit-identical.
+//!
+//! ## Speed
+//!
+//! Nodes are 32-byte records in a flat array with each box stored as contiguous
+//! `[min.., max..]` f32 values; scoring allocates nothing per point, walks several
+//! (tree, point) pairs in lockstep so their memory latencies overlap (one point down four
+//! trees in [`Forest::score`], blocks of points down one tree in [`Forest::score_batch`]), and
+//! uses an AVX2 kernel for the box distance when the CPU has it (with the same operation
+//! order as the portable code, so results do not depend on the CPU).
+//!
 //! ## Determinism
 //!
 //! Tree `t` draws from its own PCG generator seeded from `(seed, t)` by SplitMix64; nothing
@@ -76,6 +97,9 @@ mod shingle;
 mod tree;
 
 pub use error::RcfError;
+
+/// Version of the binary model format written by [`Forest::to_bytes`].
+pub const MODEL_FORMAT_VERSION: u32 = format::FORMAT_VERSION;
 pub use shingle::Shingle;
 
 use ndarray::ArrayView2;
