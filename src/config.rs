@@ -35,6 +35,12 @@ pub struct ApprovalsConfig {
     pub dir: PathBuf,
     /// Tagger / approver e-mails allowed to approve; empty means anyone.
     pub approvers: Vec<String>,
+    /// Who may approve for staging (`approve/vN`); empty: `approvers`.
+    pub staging_approvers: Vec<String>,
+    /// Who may promote to production (`promote/vN`, production rollback); empty: `approvers`.
+    pub production_approvers: Vec<String>,
+    /// The author of a version's source commit may not promote it to production.
+    pub separation_of_duties: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +114,9 @@ impl Default for RawState {
 struct RawApprovals {
     dir: String,
     approvers: Vec<String>,
+    staging_approvers: Vec<String>,
+    production_approvers: Vec<String>,
+    separation_of_duties: bool,
 }
 
 impl Default for RawApprovals {
@@ -115,6 +124,9 @@ impl Default for RawApprovals {
         RawApprovals {
             dir: ".rcfops/approvals".into(),
             approvers: Vec::new(),
+            staging_approvers: Vec::new(),
+            production_approvers: Vec::new(),
+            separation_of_duties: true,
         }
     }
 }
@@ -271,14 +283,23 @@ impl Config {
                 ),
             ));
         }
-        for a in &raw.approvals.approvers {
-            if !a.contains('@') {
-                return Err(key_err(
-                    "approvers",
-                    format!("{a:?} is not an e-mail address (approvers are tagger e-mails)"),
-                ));
+        for (key, list) in [
+            ("approvers", &raw.approvals.approvers),
+            ("staging_approvers", &raw.approvals.staging_approvers),
+            ("production_approvers", &raw.approvals.production_approvers),
+        ] {
+            for a in list {
+                if !a.contains('@') {
+                    return Err(key_err(
+                        key,
+                        format!("{a:?} is not an e-mail address (approvers are tagger e-mails)"),
+                    ));
+                }
             }
         }
+        let lower = |l: &[String]| -> Vec<String> {
+            l.iter().map(|a| a.trim().to_ascii_lowercase()).collect()
+        };
         if raw.agent.resync_ms == 0 {
             return Err(key_err("resync_ms", "must be at least 1".into()));
         }
@@ -292,12 +313,10 @@ impl Config {
             state_dir: resolve(&raw.state.dir),
             approvals: ApprovalsConfig {
                 dir: resolve(&raw.approvals.dir),
-                approvers: raw
-                    .approvals
-                    .approvers
-                    .iter()
-                    .map(|a| a.trim().to_ascii_lowercase())
-                    .collect(),
+                approvers: lower(&raw.approvals.approvers),
+                staging_approvers: lower(&raw.approvals.staging_approvers),
+                production_approvers: lower(&raw.approvals.production_approvers),
+                separation_of_duties: raw.approvals.separation_of_duties,
             },
             staging,
             production,
@@ -327,12 +346,27 @@ impl Config {
 
     /// Whether `email` may approve (empty allow-list: anyone).
     pub fn may_approve(&self, email: &str) -> bool {
-        self.approvals.approvers.is_empty()
-            || self
-                .approvals
-                .approvers
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(email.trim()))
+        self.may("approve", None, email)
+    }
+
+    /// Whether `email` may take `action` (`approve`, `promote`, `reject`, `rollback` of
+    /// `stage`). Approving uses the staging list, promoting and rolling production back the
+    /// production list (each falling back to `approvers`); rejecting, which only ever takes a
+    /// model out of service, is open to anyone on any list. Empty lists: anyone.
+    pub fn may(&self, action: &str, stage: Option<&str>, email: &str) -> bool {
+        let a = &self.approvals;
+        let pick = |l: &Vec<String>| if l.is_empty() { a.approvers.clone() } else { l.clone() };
+        let list: Vec<String> = match (action, stage) {
+            ("approve", _) => pick(&a.staging_approvers),
+            ("promote", _) | ("rollback", Some("production")) => pick(&a.production_approvers),
+            _ => {
+                let mut all = a.approvers.clone();
+                all.extend(a.staging_approvers.iter().cloned());
+                all.extend(a.production_approvers.iter().cloned());
+                all
+            }
+        };
+        list.is_empty() || list.iter().any(|x| x.eq_ignore_ascii_case(email.trim()))
     }
 }
 

@@ -251,15 +251,20 @@ fn verdict(
     if let Some(defect) = &req.defect {
         return e(defect.clone());
     }
-    if !cfg.may_approve(&req.approver) {
-        return e(format!(
-            "{} refused: {} is not in [approvals] approvers in the config",
-            req.label,
-            if req.approver.is_empty() {
-                "an approver without e-mail"
-            } else {
-                &req.approver
+    if !cfg.may(&req.action, req.stage.as_deref(), &req.approver) {
+        let list = match (req.action.as_str(), req.stage.as_deref()) {
+            ("approve", _) if !cfg.approvals.staging_approvers.is_empty() => "staging_approvers",
+            ("promote", _) | ("rollback", Some("production"))
+                if !cfg.approvals.production_approvers.is_empty() =>
+            {
+                "production_approvers"
             }
+            _ => "approvers",
+        };
+        return e(format!(
+            "{} refused: {} is not in [approvals] {list} in the config",
+            req.label,
+            if req.approver.is_empty() { "an approver without e-mail" } else { &req.approver }
         ));
     }
     if req.action == "rollback" {
@@ -305,7 +310,7 @@ fn verdict(
     }
     match req.action.as_str() {
         "approve" => approve_rule(req, &v),
-        "promote" => promote_rule(req, &v, reg),
+        "promote" => promote_rule(req, &v, reg, cfg),
         "reject" if v.approval == REJECTED => {
             e(format!("{} refused: v{n} is already rejected", req.label))
         }
@@ -334,8 +339,18 @@ fn promote_rule(
     req: &Request,
     v: &VersionRow,
     reg: &Registry,
+    cfg: &Config,
 ) -> Result<Result<(), String>, String> {
     let n = v.version;
+    if cfg.approvals.separation_of_duties
+        && !v.author_email.is_empty()
+        && v.author_email.eq_ignore_ascii_case(req.approver.trim())
+    {
+        return Ok(Err(format!(
+            "{} refused: separation of duties: {} authored v{n}'s source commit and may not promote it to production; another approver must (or set [approvals] separation_of_duties = false)",
+            req.label, req.approver
+        )));
+    }
     if v.approval == REJECTED {
         return Ok(Err(format!("{} refused: v{n} was rejected", req.label)));
     }

@@ -49,6 +49,8 @@ pub struct Reconciler {
     last_problem: Option<String>,
     /// Accepted tag decisions already reported as deleted or moved (logged once each).
     reported_vanished: std::collections::HashSet<String>,
+    /// Deployments refused (stage, version), audited once until they succeed.
+    refused_deploys: std::collections::HashSet<(String, i64)>,
 }
 
 impl Reconciler {
@@ -75,6 +77,7 @@ impl Reconciler {
             wake,
             last_problem: None,
             reported_vanished: Default::default(),
+            refused_deploys: Default::default(),
         }
     }
 
@@ -127,7 +130,7 @@ impl Reconciler {
             };
             let ep = self.staging.clone();
             if !self.deploy("staging", &ep, target) {
-                return;
+                break;
             }
             let Some(n) = target else { break };
             let Ok(Some(v)) = self.registry.version(n) else {
@@ -156,12 +159,25 @@ impl Reconciler {
         let deployed = match target {
             None => None,
             Some(n) => match self.load(n) {
-                Ok(m) => Some(Deployed {
-                    version: n,
-                    model: m,
-                }),
+                Ok(m) => {
+                    self.refused_deploys.remove(&(stage.to_string(), n));
+                    Some(Deployed {
+                        version: n,
+                        model: m,
+                    })
+                }
                 Err(e) => {
-                    self.problem(format!("cannot deploy v{n} to {stage}: {e}"));
+                    let msg = format!("deployment of v{n} to {stage} refused: {e}");
+                    if self.refused_deploys.insert((stage.to_string(), n)) {
+                        let _ = self.registry.record_audit(
+                            "agent",
+                            "deploy",
+                            &format!("{stage}.deploy-refused"),
+                            Some(n),
+                            &msg,
+                        );
+                    }
+                    self.problem(msg);
                     return false;
                 }
             },

@@ -769,6 +769,23 @@ impl Registry {
         })
     }
 
+    /// Records an audit event that changes no other state (e.g. a refused deployment).
+    pub fn record_audit(
+        &self,
+        actor: &str,
+        how: &str,
+        event: &str,
+        version: Option<i64>,
+        detail: &str,
+    ) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            audit(&tx, actor, how, event, version, None, detail)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditRow>> {
         self.with(|c| {
             let mut st = c.prepare(
