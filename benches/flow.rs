@@ -34,9 +34,15 @@ fn main() {
     for i in 0..rounds {
         let n = i as i64 + 2;
         let t0 = Instant::now();
-        p.commit_spec(|t| t.replace("seed = 42", &format!("seed = {}", 100 + i)), "reseed");
+        p.commit_spec(
+            |t| t.replace("seed = 42", &format!("seed = {}", 100 + i)),
+            "reseed",
+        );
         while reg.version(n).unwrap().is_none() {
-            assert!(t0.elapsed() < Duration::from_secs(60), "v{n} never registered");
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "v{n} never registered"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         pending.push(t0.elapsed().as_secs_f64() * 1e3);
@@ -50,17 +56,29 @@ fn main() {
         );
 
         let t1 = Instant::now();
-        p.tag(&format!("approve/v{n}"), &p.version_commit(n), "dana@bank.example");
+        p.tag(
+            &format!("approve/v{n}"),
+            &p.version_commit(n),
+            "dana@bank.example",
+        );
         loop {
             let served = client
                 .get(format!("{}/ping", agent.staging))
                 .send()
                 .ok()
-                .and_then(|r| r.headers().get("x-rcfops-model-version").and_then(|v| v.to_str().ok()).map(str::to_string));
+                .and_then(|r| {
+                    r.headers()
+                        .get("x-rcfops-model-version")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                });
             if served.as_deref() == Some(n.to_string().as_str()) {
                 break;
             }
-            assert!(t1.elapsed() < Duration::from_secs(60), "v{n} never reached staging");
+            assert!(
+                t1.elapsed() < Duration::from_secs(60),
+                "v{n} never reached staging"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         staging.push(t1.elapsed().as_secs_f64() * 1e3);
@@ -69,8 +87,14 @@ fn main() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    println!("flow latency on the sample repo ({} rows), median of {rounds}:", 24_000);
+    println!(
+        "flow latency on the sample repo ({} rows), median of {rounds}:",
+        24_000
+    );
     println!("  commit → version pending      {:>7.1} ms   (goal < 1000 ms; of which run steps {:.1} ms)", median(pending.clone()), median(train));
-    println!("  approve tag → staging serving {:>7.1} ms   (goal < 1000 ms)", median(staging.clone()));
+    println!(
+        "  approve tag → staging serving {:>7.1} ms   (goal < 1000 ms)",
+        median(staging.clone())
+    );
     println!("  all rounds: pending {pending:.0?} ms; staging {staging:.0?} ms");
 }

@@ -41,6 +41,10 @@ pub struct ApprovalsConfig {
     pub production_approvers: Vec<String>,
     /// The author of a version's source commit may not promote it to production.
     pub separation_of_duties: bool,
+    /// Accept only tags signed with a key in `allowed_signers` (approve and promote).
+    pub require_signed: bool,
+    /// git's `gpg.ssh.allowedSignersFile` format.
+    pub allowed_signers: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +121,8 @@ struct RawApprovals {
     staging_approvers: Vec<String>,
     production_approvers: Vec<String>,
     separation_of_duties: bool,
+    require_signed: bool,
+    allowed_signers: Option<String>,
 }
 
 impl Default for RawApprovals {
@@ -127,6 +133,8 @@ impl Default for RawApprovals {
             staging_approvers: Vec::new(),
             production_approvers: Vec::new(),
             separation_of_duties: true,
+            require_signed: false,
+            allowed_signers: None,
         }
     }
 }
@@ -300,6 +308,13 @@ impl Config {
         let lower = |l: &[String]| -> Vec<String> {
             l.iter().map(|a| a.trim().to_ascii_lowercase()).collect()
         };
+        if raw.approvals.require_signed && raw.approvals.allowed_signers.is_none() {
+            return Err(key_err(
+                "require_signed",
+                "needs `allowed_signers = \"PATH\"` (git's allowed-signers file) in [approvals]"
+                    .into(),
+            ));
+        }
         if raw.agent.resync_ms == 0 {
             return Err(key_err("resync_ms", "must be at least 1".into()));
         }
@@ -317,6 +332,8 @@ impl Config {
                 staging_approvers: lower(&raw.approvals.staging_approvers),
                 production_approvers: lower(&raw.approvals.production_approvers),
                 separation_of_duties: raw.approvals.separation_of_duties,
+                require_signed: raw.approvals.require_signed,
+                allowed_signers: raw.approvals.allowed_signers.as_deref().map(resolve),
             },
             staging,
             production,
@@ -355,7 +372,13 @@ impl Config {
     /// model out of service, is open to anyone on any list. Empty lists: anyone.
     pub fn may(&self, action: &str, stage: Option<&str>, email: &str) -> bool {
         let a = &self.approvals;
-        let pick = |l: &Vec<String>| if l.is_empty() { a.approvers.clone() } else { l.clone() };
+        let pick = |l: &Vec<String>| {
+            if l.is_empty() {
+                a.approvers.clone()
+            } else {
+                l.clone()
+            }
+        };
         let list: Vec<String> = match (action, stage) {
             ("approve", _) => pick(&a.staging_approvers),
             ("promote", _) | ("rollback", Some("production")) => pick(&a.production_approvers),

@@ -55,6 +55,8 @@ pub struct Request {
     pub given_ts: f64,
     /// A defect found while reading the source (lightweight tag, malformed name or file).
     pub defect: Option<String>,
+    /// The raw tag object, for signature checks (empty for files).
+    pub raw: Vec<u8>,
 }
 
 /// Largest approval file read.
@@ -89,6 +91,7 @@ fn from_tag(t: &ApprovalTag) -> Request {
         method: "tag".into(),
         given_ts: t.tagged_ts.unwrap_or(0) as f64,
         defect,
+        raw: t.raw.clone(),
     }
 }
 
@@ -119,6 +122,7 @@ pub fn read_files(dir: &Path) -> Vec<Request> {
             method: "file".into(),
             given_ts: 0.0,
             defect: None,
+            raw: Vec::new(),
         };
         if meta.file_type().is_symlink() || !meta.is_file() {
             req.source = format!("file:{name}@link");
@@ -264,8 +268,32 @@ fn verdict(
         return e(format!(
             "{} refused: {} is not in [approvals] {list} in the config",
             req.label,
-            if req.approver.is_empty() { "an approver without e-mail" } else { &req.approver }
+            if req.approver.is_empty() {
+                "an approver without e-mail"
+            } else {
+                &req.approver
+            }
         ));
+    }
+    if cfg.approvals.require_signed && (req.action == "approve" || req.action == "promote") {
+        if req.method != "tag" {
+            return e(format!(
+                "{} refused: require_signed is on, so {} needs a signed tag (git tag -s {}/vN); approval files cannot be signed",
+                req.label, req.action, req.action
+            ));
+        }
+        let path = cfg
+            .approvals
+            .allowed_signers
+            .as_deref()
+            .expect("checked by config");
+        let signers = crate::signing::AllowedSigners::load(path)?;
+        if let Err(why) = signers.verify_tag(&req.raw, &req.approver) {
+            return e(format!(
+                "{} refused: require_signed is on and {why}",
+                req.label
+            ));
+        }
     }
     if req.action == "rollback" {
         let stage = req.stage.as_deref().unwrap_or("");

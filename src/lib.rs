@@ -19,6 +19,7 @@ pub mod reconcile;
 pub mod registry;
 pub mod repo;
 pub mod serve;
+pub mod signing;
 pub mod spec;
 pub mod stagetest;
 pub mod watch;

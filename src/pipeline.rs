@@ -400,7 +400,10 @@ fn execute_steps(
             let text = std::str::from_utf8(&spec_bytes)
                 .map_err(|_| format!("{SPEC_FILE} is not valid UTF-8"))?;
             let spec = PipelineSpec::parse(text).map_err(|e| e.to_string())?;
-            if let Some(size) = repo.file_size(commit, &spec.data.path).map_err(|e| e.to_string())? {
+            if let Some(size) = repo
+                .file_size(commit, &spec.data.path)
+                .map_err(|e| e.to_string())?
+            {
                 if size > spec.data.max_bytes {
                     return Err(format!(
                         "data file {:?} is {size} bytes, which is larger than the limit of {} bytes ([data] max_bytes in {SPEC_FILE})",

@@ -264,16 +264,27 @@ impl Reconciler {
     /// An accepted approval stays in force when its tag is later deleted or moved: git tags
     /// are not an authority to revoke (use `reject/vN`). Say so once per tag.
     fn report_vanished_tags(&mut self, repo: &ModelRepo) {
-        let Ok(tags) = repo.approval_tags() else { return };
-        let present: std::collections::HashSet<String> =
-            tags.iter().map(|t| format!("tag:{}@{}", t.name, t.object)).collect();
-        let Ok(approvals) = self.registry.approvals() else { return };
+        let Ok(tags) = repo.approval_tags() else {
+            return;
+        };
+        let present: std::collections::HashSet<String> = tags
+            .iter()
+            .map(|t| format!("tag:{}@{}", t.name, t.object))
+            .collect();
+        let Ok(approvals) = self.registry.approvals() else {
+            return;
+        };
         for a in approvals {
             if a.method != "tag" || a.outcome != "accepted" || present.contains(&a.source) {
                 continue;
             }
             if self.reported_vanished.insert(a.source.clone()) {
-                let name = a.source.trim_start_matches("tag:").split('@').next().unwrap_or("");
+                let name = a
+                    .source
+                    .trim_start_matches("tag:")
+                    .split('@')
+                    .next()
+                    .unwrap_or("");
                 tracing::warn!(
                     version = a.version,
                     "tag {name} was deleted or moved after it was honoured; the {} of v{} stands (revoke with reject/v{})",
@@ -304,7 +315,9 @@ impl Reconciler {
                 );
             }
         }
-        self.registry.set_meta("last_head", head).map_err(|e| e.to_string())
+        self.registry
+            .set_meta("last_head", head)
+            .map_err(|e| e.to_string())
     }
 
     fn converge_runs(&mut self, repo: &ModelRepo) -> Result<(), String> {

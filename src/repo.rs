@@ -66,6 +66,8 @@ pub struct ApprovalTag {
     /// Tagger time (unix seconds).
     pub tagged_ts: Option<i64>,
     pub message: String,
+    /// The raw tag object (annotated tags), for signature checks.
+    pub raw: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +280,7 @@ impl ModelRepo {
                 tagger_name: None,
                 tagged_ts: None,
                 message: String::new(),
+                raw: Vec::new(),
             };
             if obj.kind() == Some(ObjectType::Tag) {
                 let t = obj.as_tag().expect("tag object");
@@ -288,6 +291,11 @@ impl ModelRepo {
                     tag.tagged_ts = Some(s.when().seconds());
                 }
                 tag.message = t.message().unwrap_or("").trim().to_string();
+                if let Ok(db) = self.repo.odb() {
+                    if let Ok(o) = db.read(oid) {
+                        tag.raw = o.data().to_vec();
+                    }
+                }
             }
             tag.target = obj
                 .peel(ObjectType::Commit)

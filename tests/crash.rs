@@ -19,7 +19,9 @@ fn drive_to(p: &Project, point: &str) {
     p.wait_version(1);
     p.tag("approve/v1", &p.version_commit(1), "dana@bank.example");
     if point == "promote.before-deploy" {
-        p.wait_status("staging passed", |s| version(s, 1).unwrap()["staging_tests"] == "Passed");
+        p.wait_status("staging passed", |s| {
+            version(s, 1).unwrap()["staging_tests"] == "Passed"
+        });
         std::thread::sleep(Duration::from_millis(1100));
         p.tag("promote/v1", &p.version_commit(1), "lead@bank.example");
     }
@@ -31,7 +33,14 @@ fn served_version(base: &str) -> Option<i64> {
         .send()
         .ok()
         .filter(|r| r.status() == 200)
-        .and_then(|r| r.headers().get("x-rcfops-model-version")?.to_str().ok()?.parse().ok())
+        .and_then(|r| {
+            r.headers()
+                .get("x-rcfops-model-version")?
+                .to_str()
+                .ok()?
+                .parse()
+                .ok()
+        })
 }
 
 fn check_invariants(p: &Project, agent: &Agent) -> String {
@@ -41,18 +50,31 @@ fn check_invariants(p: &Project, agent: &Agent) -> String {
     let commits: HashSet<_> = versions.iter().map(|v| v.commit.clone()).collect();
     assert_eq!(commits.len(), versions.len(), "a commit has two versions");
     for v in &versions {
-        let path = p.state.join(format!("artifacts/sha256-{}.rcfm", v.artifact_sha256));
+        let path = p
+            .state
+            .join(format!("artifacts/sha256-{}.rcfm", v.artifact_sha256));
         let bytes = std::fs::read(&path).expect("a registered version's artifact exists");
-        assert_eq!(rcfops::artifacts::sha256_hex(&bytes), v.artifact_sha256, "artifact intact");
+        assert_eq!(
+            rcfops::artifacts::sha256_hex(&bytes),
+            v.artifact_sha256,
+            "artifact intact"
+        );
     }
-    for e in std::fs::read_dir(p.state.join("artifacts")).unwrap().flatten() {
-        assert!(!e.file_name().to_string_lossy().starts_with(".tmp-"), "half-written artifact left behind");
+    for e in std::fs::read_dir(p.state.join("artifacts"))
+        .unwrap()
+        .flatten()
+    {
+        assert!(
+            !e.file_name().to_string_lossy().starts_with(".tmp-"),
+            "half-written artifact left behind"
+        );
     }
     // Each stage serves exactly the version the registry derives for it.
     let staging = reg.staging_target().unwrap();
     let production = reg.production_target().unwrap();
     assert!(
-        wait_until(Duration::from_secs(30), || served_version(&agent.staging) == staging
+        wait_until(Duration::from_secs(30), || served_version(&agent.staging)
+            == staging
             && served_version(&agent.production) == production),
         "stages serve {:?}/{:?}, registry says {staging:?}/{production:?}",
         served_version(&agent.staging),
@@ -79,7 +101,12 @@ fn every_failure_point_recovers() {
         let mut agent = p.start_with(&[("RCFOPS_FAILPOINTS", spec.as_str())]);
         drive_to(&p, point);
         let status = agent.wait_exit(Duration::from_secs(60));
-        let status = status.unwrap_or_else(|| panic!("{point}: the agent never reached the failure point\n{}", p.agent_stderr()));
+        let status = status.unwrap_or_else(|| {
+            panic!(
+                "{point}: the agent never reached the failure point\n{}",
+                p.agent_stderr()
+            )
+        });
         assert_eq!(status.signal(), Some(libc_sigabrt()), "{point}: {status:?}");
         drop(agent);
 
@@ -89,11 +116,14 @@ fn every_failure_point_recovers() {
         match point {
             "deploy.after-swap" | "staging.before-record" => {
                 p.wait_status("staging passed after restart", |s| {
-                    stage_version(s, "staging") == Some(1) && version(s, 1).unwrap()["staging_tests"] == "Passed"
+                    stage_version(s, "staging") == Some(1)
+                        && version(s, 1).unwrap()["staging_tests"] == "Passed"
                 });
             }
             "promote.before-deploy" => {
-                p.wait_status("production after restart", |s| stage_version(s, "production") == Some(1));
+                p.wait_status("production after restart", |s| {
+                    stage_version(s, "production") == Some(1)
+                });
             }
             _ => {}
         }
@@ -103,13 +133,29 @@ fn every_failure_point_recovers() {
         let runs = reg.runs(100).unwrap();
         match point {
             "run.after-load" | "run.mid-train" | "run.after-artifact" => {
-                assert_eq!(runs.len(), 2, "{point}: interrupted run + its redo: {runs:?}");
-                assert!(runs.iter().any(|r| r.interrupted && r.status == "Failed"), "{point}");
-                assert!(runs.iter().any(|r| r.status == "Succeeded" && r.version == Some(1)), "{point}");
+                assert_eq!(
+                    runs.len(),
+                    2,
+                    "{point}: interrupted run + its redo: {runs:?}"
+                );
+                assert!(
+                    runs.iter().any(|r| r.interrupted && r.status == "Failed"),
+                    "{point}"
+                );
+                assert!(
+                    runs.iter()
+                        .any(|r| r.status == "Succeeded" && r.version == Some(1)),
+                    "{point}"
+                );
             }
             _ => assert_eq!(runs.len(), 1, "{point}: nothing redone: {runs:?}"),
         }
-        let deploys = reg.audit_log(1000).unwrap().into_iter().filter(|a| a.event == "staging.deploy").count();
+        let deploys = reg
+            .audit_log(1000)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.event == "staging.deploy")
+            .count();
         if point == "deploy.after-swap" || point == "staging.before-record" {
             assert_eq!(deploys, 1, "{point}: one staging deployment recorded");
         }
@@ -133,12 +179,19 @@ fn commit_storm_registers_the_head_once() {
     let pid = agent.child.id();
     let mut commits = Vec::new();
     for i in 0..50 {
-        commits.push(p.commit(&[("NOTES.md", format!("storm {i}\n").as_bytes())], &format!("storm {i}")));
+        commits.push(p.commit(
+            &[("NOTES.md", format!("storm {i}\n").as_bytes())],
+            &format!("storm {i}"),
+        ));
         std::thread::sleep(Duration::from_millis(40));
     }
     let head = commits.last().unwrap().clone();
     p.wait_status("head registered", |s| {
-        s["versions"].as_array().unwrap().iter().any(|v| v["commit"] == head.as_str())
+        s["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["commit"] == head.as_str())
     });
     std::thread::sleep(Duration::from_millis(700));
     let reg = p.registry();
@@ -149,11 +202,18 @@ fn commit_storm_registers_the_head_once() {
     for c in &commits {
         let rs: Vec<_> = runs.iter().filter(|r| &r.commit == c).collect();
         assert!(!rs.is_empty(), "commit {c} has no run record");
-        assert!(rs.iter().all(|r| r.status == "Skipped" || r.status == "Succeeded"), "{rs:?}");
+        assert!(
+            rs.iter()
+                .all(|r| r.status == "Skipped" || r.status == "Succeeded"),
+            "{rs:?}"
+        );
         assert!(rs.iter().filter(|r| r.status == "Succeeded").count() <= 1);
     }
     let skipped = runs.iter().filter(|r| r.status == "Skipped").count();
-    assert!(skipped >= 30, "most of the storm is skipped, not trained: {skipped}");
+    assert!(
+        skipped >= 30,
+        "most of the storm is skipped, not trained: {skipped}"
+    );
     // Memory stays bounded.
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let rss_kb: u64 = status

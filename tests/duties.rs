@@ -21,30 +21,47 @@ fn per_stage_approvers_and_separation_of_duties() {
     p.tag("approve/v2", &c2, "lead@bank.example");
     let (o, why) = p.wait_decision("tag:approve/v2@");
     assert_eq!(o, "refused");
-    assert!(why.contains("lead@bank.example is not in [approvals] staging_approvers"), "{why}");
+    assert!(
+        why.contains("lead@bank.example is not in [approvals] staging_approvers"),
+        "{why}"
+    );
     p.delete_tag("approve/v2");
     p.tag("approve/v2", &c2, "qa@bank.example");
-    p.wait_status("staging passed", |s| version(s, 2).unwrap()["staging_tests"] == "Passed");
+    p.wait_status("staging passed", |s| {
+        version(s, 2).unwrap()["staging_tests"] == "Passed"
+    });
     std::thread::sleep(std::time::Duration::from_millis(1100));
 
     // A staging approver is not a production approver.
     p.tag("promote/v2", &c2, "qa@bank.example");
     let (o, why) = p.wait_decision("tag:promote/v2@");
     assert_eq!(o, "refused");
-    assert!(why.contains("not in [approvals] production_approvers"), "{why}");
+    assert!(
+        why.contains("not in [approvals] production_approvers"),
+        "{why}"
+    );
 
     // The author of the source commit may not promote it, even from the production list.
     p.delete_tag("promote/v2");
     let oid = p.tag("promote/v2", &c2, "dana@bank.example");
     let (o, why) = p.wait_decision(&format!("tag:promote/v2@{oid}"));
     assert_eq!(o, "refused");
-    assert!(why.contains("separation of duties: dana@bank.example authored v2"), "{why}");
+    assert!(
+        why.contains("separation of duties: dana@bank.example authored v2"),
+        "{why}"
+    );
     assert!(stage_version(&p.status(), "production").is_none());
 
     p.delete_tag("promote/v2");
     p.tag("promote/v2", &c2, "lead@bank.example");
     p.wait_status("production", |s| stage_version(s, "production") == Some(2));
-    let refusals = p.registry().audit_log(1000).unwrap().into_iter().filter(|a| a.event.ends_with(".refused")).count();
+    let refusals = p
+        .registry()
+        .audit_log(1000)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.event.ends_with(".refused"))
+        .count();
     assert_eq!(refusals, 3, "every refusal is an audit event");
 }
 
@@ -57,7 +74,9 @@ fn separation_of_duties_can_be_turned_off() {
     p.wait_version(2);
     let c2 = p.version_commit(2);
     p.tag("approve/v2", &c2, "dana@bank.example");
-    p.wait_status("staging passed", |s| version(s, 2).unwrap()["staging_tests"] == "Passed");
+    p.wait_status("staging passed", |s| {
+        version(s, 2).unwrap()["staging_tests"] == "Passed"
+    });
     std::thread::sleep(std::time::Duration::from_millis(1100));
     p.tag("promote/v2", &c2, "dana@bank.example");
     p.wait_status("production", |s| stage_version(s, "production") == Some(2));
@@ -74,7 +93,9 @@ fn a_tampered_artifact_is_never_deployed() {
     p.wait_version(2);
     let reg = p.registry();
     let v2 = reg.version(2).unwrap().unwrap();
-    let path = p.state.join(format!("artifacts/sha256-{}.rcfm", v2.artifact_sha256));
+    let path = p
+        .state
+        .join(format!("artifacts/sha256-{}.rcfm", v2.artifact_sha256));
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x55;
@@ -85,13 +106,31 @@ fn a_tampered_artifact_is_never_deployed() {
         .audit_log(1000)
         .unwrap()
         .iter()
-        .any(|a| a.event == "staging.deploy-refused" && a.version == Some(2))));
-    let detail = reg.audit_log(1000).unwrap().into_iter().find(|a| a.event == "staging.deploy-refused").unwrap().detail.unwrap();
+        .any(
+            |a| a.event == "staging.deploy-refused" && a.version == Some(2)
+        )));
+    let detail = reg
+        .audit_log(1000)
+        .unwrap()
+        .into_iter()
+        .find(|a| a.event == "staging.deploy-refused")
+        .unwrap()
+        .detail
+        .unwrap();
     assert!(detail.contains("changed on disk"), "{detail}");
     std::thread::sleep(std::time::Duration::from_millis(700));
     // Staging keeps serving v1; the refusal is audited once.
     let (code, v, _) = post_csv(&agent.staging, "/invocations", &sample_records(1)[0]);
     assert_eq!((code, v), (200, Some(1)));
-    assert_eq!(reg.audit_log(1000).unwrap().iter().filter(|a| a.event == "staging.deploy-refused").count(), 1);
-    assert!(p.agent_stderr().contains("deployment of v2 to staging refused"));
+    assert_eq!(
+        reg.audit_log(1000)
+            .unwrap()
+            .iter()
+            .filter(|a| a.event == "staging.deploy-refused")
+            .count(),
+        1
+    );
+    assert!(p
+        .agent_stderr()
+        .contains("deployment of v2 to staging refused"));
 }

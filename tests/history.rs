@@ -9,7 +9,12 @@ use common::*;
 
 fn set_branch(p: &Project, commit: &str) {
     p.repo()
-        .reference("refs/heads/main", git2::Oid::from_str(commit).unwrap(), true, "reset")
+        .reference(
+            "refs/heads/main",
+            git2::Oid::from_str(commit).unwrap(),
+            true,
+            "reset",
+        )
         .unwrap();
 }
 
@@ -26,7 +31,9 @@ fn resets_force_pushes_and_deleted_branches() {
 
     // Reset back to v1's commit: nothing to run, nothing lost, the rewrite is logged.
     set_branch(&p, &c1);
-    assert!(wait_until(std::time::Duration::from_secs(20), || p.log_lines().contains("was rewritten")));
+    assert!(wait_until(std::time::Duration::from_secs(20), || p
+        .log_lines()
+        .contains("was rewritten")));
     std::thread::sleep(std::time::Duration::from_millis(600));
     let reg = p.registry();
     assert_eq!(reg.versions().unwrap().len(), 2);
@@ -39,7 +46,11 @@ fn resets_force_pushes_and_deleted_branches() {
     assert_eq!(version(&s, 2).unwrap()["commit"], c2.as_str());
 
     // Delete the branch: logged, the stages keep serving.
-    p.repo().find_reference("refs/heads/main").unwrap().delete().unwrap();
+    p.repo()
+        .find_reference("refs/heads/main")
+        .unwrap()
+        .delete()
+        .unwrap();
     assert!(wait_until(std::time::Duration::from_secs(20), || p
         .agent_stderr()
         .contains("branch \"main\" does not exist")));
@@ -51,9 +62,14 @@ fn resets_force_pushes_and_deleted_branches() {
     p.delete_tag("approve/v1");
     assert!(wait_until(std::time::Duration::from_secs(20), || p
         .log_lines()
-        .contains("tag approve/v1 was deleted or moved after it was honoured")));
+        .contains(
+            "tag approve/v1 was deleted or moved after it was honoured"
+        )));
     std::thread::sleep(std::time::Duration::from_millis(700));
-    assert_eq!(p.log_lines().matches("tag approve/v1 was deleted").count(), 1);
+    assert_eq!(
+        p.log_lines().matches("tag approve/v1 was deleted").count(),
+        1
+    );
     assert_eq!(stage_version(&p.status(), "staging"), Some(1));
     // Moving it (a new tag object) is judged afresh: v1 is already approved.
     p.tag("approve/v1", &c1, "dana@bank.example");
@@ -62,7 +78,10 @@ fn resets_force_pushes_and_deleted_branches() {
         .approvals()
         .unwrap()
         .iter()
-        .any(|a| a.source.starts_with("tag:approve/v1@") && a.reason.as_deref().is_some_and(|r| r.contains("already approved")))));
+        .any(|a| a.source.starts_with("tag:approve/v1@")
+            && a.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("already approved")))));
 }
 
 #[test]
@@ -76,7 +95,11 @@ fn a_skipped_commit_runs_when_it_becomes_the_head_again() {
     let _agent = p.start();
     p.wait_version(2);
     let reg = p.registry();
-    assert!(reg.runs(100).unwrap().iter().any(|r| r.commit == a && r.status == "Skipped"));
+    assert!(reg
+        .runs(100)
+        .unwrap()
+        .iter()
+        .any(|r| r.commit == a && r.status == "Skipped"));
     set_branch(&p, &a);
     let s = p.wait_version(3);
     assert_eq!(version(&s, 3).unwrap()["commit"], a.as_str());

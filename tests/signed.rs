@@ -1,0 +1,141 @@
+//! Signed approvals: with `require_signed`, only tags signed (`git tag -s`, gpg.format=ssh)
+//! by a key listed for the tagger in the allowed-signers file are accepted. Keys are made in
+//! the test with ssh-keygen and tags signed by the real git CLI; the agent verifies in Rust.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn keygen(dir: &Path, name: &str) -> (String, String) {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen is needed for signed-tag tests");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key.display().to_string(), public.trim().to_string())
+}
+
+fn signed_tag(p: &Project, name: &str, commit: &str, email: &str, key: &str) {
+    let out = Command::new("git")
+        .current_dir(&p.repo_path)
+        .args(["-c", "gpg.format=ssh", "-c"])
+        .arg(format!("user.signingkey={key}"))
+        .args(["-c", "user.name=Signer", "-c"])
+        .arg(format!("user.email={email}"))
+        .args(["tag", "-s", name, "-m", "signed approval", commit])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git tag -s: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn only_tags_signed_by_allowed_keys_are_accepted() {
+    let keys = tempfile::tempdir().unwrap();
+    let (lead_key, lead_pub) = keygen(keys.path(), "lead");
+    let (rogue_key, _) = keygen(keys.path(), "rogue");
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(
+        &signers,
+        format!("# who may sign approvals\nlead@bank.example namespaces=\"git\" {lead_pub}\n"),
+    )
+    .unwrap();
+    let p = Project::new(&format!(
+        "require_signed = true\nallowed_signers = \"{}\"",
+        signers.display()
+    ));
+    let _agent = p.start();
+    p.wait_version(1);
+    let c1 = p.version_commit(1);
+
+    // An annotated but unsigned tag.
+    p.tag("approve/v1", &c1, "lead@bank.example");
+    let (o, why) = p.wait_decision("tag:approve/v1@");
+    assert_eq!(o, "refused");
+    assert!(
+        why.contains("require_signed is on and it is not signed"),
+        "{why}"
+    );
+    p.delete_tag("approve/v1");
+
+    // Signed, but by a key that is not listed.
+    signed_tag(&p, "approve/v1", &c1, "lead@bank.example", &rogue_key);
+    let oid = p
+        .repo()
+        .refname_to_id("refs/tags/approve/v1")
+        .unwrap()
+        .to_string();
+    let (o, why) = p.wait_decision(&format!("tag:approve/v1@{oid}"));
+    assert_eq!(o, "refused");
+    assert!(why.contains("not listed for lead@bank.example"), "{why}");
+    p.delete_tag("approve/v1");
+
+    // Signed with the lead's key but claiming another tagger.
+    signed_tag(&p, "approve/v1", &c1, "mallory@bank.example", &lead_key);
+    let oid = p
+        .repo()
+        .refname_to_id("refs/tags/approve/v1")
+        .unwrap()
+        .to_string();
+    let (o, why) = p.wait_decision(&format!("tag:approve/v1@{oid}"));
+    assert_eq!(o, "refused");
+    assert!(why.contains("mallory@bank.example has no key"), "{why}");
+    p.delete_tag("approve/v1");
+
+    // An approval file cannot be signed.
+    let out = p.rcfops(&["approve", "1", "--file"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("needs a signed tag"));
+    assert_eq!(
+        p.status()["versions"][0]["approval"],
+        "PendingManualApproval"
+    );
+
+    // The real thing.
+    signed_tag(&p, "approve/v1", &c1, "lead@bank.example", &lead_key);
+    p.wait_status("staging", |s| stage_version(s, "staging") == Some(1));
+}
+
+#[test]
+fn a_forged_signature_is_refused() {
+    let keys = tempfile::tempdir().unwrap();
+    let (lead_key, lead_pub) = keygen(keys.path(), "lead");
+    let signers = rcfops::signing::AllowedSigners::parse(
+        &format!("lead@bank.example {lead_pub}\n"),
+        "allowed_signers",
+    )
+    .unwrap();
+    let p = Project::new("");
+    let c = p.head();
+    signed_tag(&p, "approve/v1", &c, "lead@bank.example", &lead_key);
+    let repo = p.repo();
+    let oid = repo.refname_to_id("refs/tags/approve/v1").unwrap();
+    let raw = repo.odb().unwrap().read(oid).unwrap().data().to_vec();
+    assert_eq!(signers.verify_tag(&raw, "lead@bank.example"), Ok(()));
+    // Change one byte of the signed content: the same signature no longer verifies.
+    let text = String::from_utf8(raw)
+        .unwrap()
+        .replacen("signed approval", "signed approvaL", 1);
+    let err = signers
+        .verify_tag(text.as_bytes(), "lead@bank.example")
+        .unwrap_err();
+    assert!(err.contains("forged or altered"), "{err}");
+}
