@@ -41,6 +41,17 @@ pub struct ApprovalFile {
     pub reason: Option<String>,
 }
 
+impl ApprovalFile {
+    /// Parses an approval file's bytes; the error says what is wrong in words.
+    pub fn parse(bytes: &[u8]) -> Result<ApprovalFile, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
+        if text.trim().is_empty() {
+            return Err("the file is empty".into());
+        }
+        toml::from_str::<ApprovalFile>(text).map_err(|e| e.message().trim().to_string())
+    }
+}
+
 /// One approval request from any source, before judgement.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -144,11 +155,7 @@ pub fn read_files(dir: &Path) -> Vec<Request> {
             continue;
         };
         req.source = format!("file:{name}@{}", &sha256_hex(&bytes)[..16]);
-        let parsed = std::str::from_utf8(&bytes)
-            .map_err(|_| "not valid UTF-8".to_string())
-            .and_then(|t| {
-                toml::from_str::<ApprovalFile>(t).map_err(|e| e.message().trim().to_string())
-            });
+        let parsed = ApprovalFile::parse(&bytes);
         match parsed {
             Err(why) => {
                 req.defect = Some(format!(

@@ -4,15 +4,26 @@
 //! staging tests, the pipeline's evaluation and `rcfops eval` all score through
 //! [`Model::score_rows`], so the scores a version was evaluated with are the scores it serves.
 //!
-//! Artifact format: the 8-byte magic `RCFOPSM1`, a little-endian u32 header length, a JSON
-//! header ([`ModelHeader`]), then the forest in `rcf_core`'s own checksummed binary format.
+//! Artifact format: the 8-byte magic `RCFOPSM2`, a little-endian u32 header length, a JSON
+//! header ([`ModelHeader`]), the header's FNV-1a 64 checksum (little-endian u64), then the
+//! forest in `rcf_core`'s own checksummed binary format. Every byte is covered by a checksum,
+//! so a damaged artifact fails to load rather than scoring differently.
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::preprocess::Preprocessor;
 
-const MAGIC: &[u8; 8] = b"RCFOPSM1";
+const MAGIC: &[u8; 8] = b"RCFOPSM2";
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelHeader {
@@ -85,6 +96,7 @@ impl Model {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
         out.extend_from_slice(&header);
+        out.extend_from_slice(&fnv1a(&header).to_le_bytes());
         out.extend_from_slice(&forest);
         out
     }
@@ -95,12 +107,16 @@ impl Model {
         }
         let len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
         let body = &bytes[12..];
-        if body.len() < len {
+        if body.len() < len + 8 {
             return Err("model artifact is truncated (header)".into());
+        }
+        let sum = u64::from_le_bytes(body[len..len + 8].try_into().expect("8 bytes"));
+        if fnv1a(&body[..len]) != sum {
+            return Err("model artifact header is corrupt (checksum mismatch)".into());
         }
         let header: ModelHeader = serde_json::from_slice(&body[..len])
             .map_err(|e| format!("model artifact header is corrupt: {e}"))?;
-        let forest = rcf_core::Forest::from_bytes(&body[len..])
+        let forest = rcf_core::Forest::from_bytes(&body[len + 8..])
             .map_err(|e| format!("model artifact forest is corrupt: {e}"))?;
         if forest.dim() != header.features.len()
             || header.preprocessor.dim() != header.features.len()
