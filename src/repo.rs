@@ -144,7 +144,9 @@ impl ModelRepo {
             index.write()?;
             let tree_id = index.write_tree()?;
             let tree = repo.find_tree(tree_id)?;
-            let sig = signature(&repo)?;
+            // The seed commit is the tool's, not a person's: its author must not block anyone's
+            // promotion under separation of duties.
+            let sig = Signature::now("rcfops", "rcfops@localhost")?;
             repo.commit(
                 Some(&format!("refs/heads/{branch}")),
                 &sig,
@@ -330,13 +332,6 @@ impl ModelRepo {
     pub fn identity(&self) -> Option<(String, String)> {
         let s = self.repo.signature().ok()?;
         Some((s.name()?.to_string(), s.email()?.to_string()))
-    }
-}
-
-fn signature(repo: &Repository) -> Result<Signature<'static>> {
-    match repo.signature() {
-        Ok(s) => Ok(s.to_owned()),
-        Err(_) => Ok(Signature::now("rcfops", "rcfops@localhost")?),
     }
 }
 
