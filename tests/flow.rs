@@ -383,3 +383,22 @@ fn runs_read_the_commit_not_the_working_tree() {
     let s = p.wait_version(2);
     assert_eq!(version(&s, 2).unwrap()["commit"], c.as_str());
 }
+
+#[test]
+fn run_every_commit_runs_each_commit_in_order() {
+    let p = Project::new("");
+    let cfg = std::fs::read_to_string(&p.cfg_path).unwrap().replace("[agent]\n", "[agent]\nrun_every_commit = true\n");
+    std::fs::write(&p.cfg_path, cfg).unwrap();
+    let mut agent = p.start();
+    p.wait_version(1);
+    agent.stop();
+    let commits: Vec<String> = (0..3)
+        .map(|i| p.commit(&[("NOTES.md", format!("step {i}\n").as_bytes())], &format!("step {i}")))
+        .collect();
+    let _agent = p.start();
+    let s = p.wait_version(4);
+    for (i, c) in commits.iter().enumerate() {
+        assert_eq!(version(&s, i as i64 + 2).unwrap()["commit"], c.as_str(), "versions follow commit order");
+    }
+    assert!(p.registry().runs(100).unwrap().iter().all(|r| r.status == "Succeeded"));
+}
