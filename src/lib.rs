@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod endpoint_metrics;
 pub mod failpoint;
 pub mod gates;
 pub mod logging;

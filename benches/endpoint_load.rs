@@ -1,0 +1,2 @@
+//! Endpoint load benchmark (in progress).
+fn main() {}
