@@ -22,8 +22,8 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// Request latency bucket bounds, seconds.
 const LATENCY_BOUNDS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
 ];
 
 /// Score bucket bounds: scores are about 1 for ordinary records and approach log2(n+1) ≈ 8
@@ -276,13 +276,13 @@ impl EndpointMetrics {
     }
 
     /// Counts the records of a successful answer and their scores.
-    pub fn scored(&self, scores: &[f64]) {
+    pub fn scored(&self, scores: impl ExactSizeIterator<Item = f64>) {
         self.records.inc_by(scores.len() as u64);
-        self.scores.observe_all(scores.iter().copied());
+        self.scores.observe_all(scores);
     }
 
-    /// Records the model now in service.
-    pub fn model_changed(&self, endpoint: &str, version: Option<i64>) {
+    /// Records the model now in service under the endpoint's current name.
+    pub fn set_model(&self, endpoint: &str, version: Option<i64>) {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = cur.take() {
             self.model.remove(&old);
@@ -296,6 +296,10 @@ impl EndpointMetrics {
             *cur = Some(labels);
         }
         self.version.set(version.unwrap_or(0));
+    }
+
+    /// Counts a change of the served model.
+    pub fn swapped(&self) {
         self.swaps.inc();
     }
 
@@ -350,9 +354,9 @@ mod tests {
         let m = EndpointMetrics::new("staging");
         m.request(200, 0, 0.0004);
         m.request(406, 1, 0.0001);
-        m.scored(&[0.5, 1.0, 3.0]);
-        m.model_changed("card-fraud-staging", Some(2));
-        m.model_changed("card-fraud-staging", Some(3));
+        m.scored([0.5, 1.0, 3.0].into_iter());
+        m.set_model("card-fraud-staging", Some(2));
+        m.set_model("card-fraud-staging", Some(3));
         let text = m.encode();
         for needle in [
             "rcfops_endpoint_invocations_total{stage=\"staging\",status=\"200\",content_type=\"text/csv\"} 1",

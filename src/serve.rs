@@ -7,23 +7,61 @@
 //! calls [`Endpoint::swap`].
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use crate::data::parse_cell;
+use crate::endpoint_metrics::{content_type_index, EndpointMetrics};
 use crate::model::Model;
 
 /// SageMaker's maximum request payload.
 pub const MAX_BODY: usize = 6_291_456;
 /// Response header naming the model version that answered.
 pub const VERSION_HEADER: &str = "x-rcfops-model-version";
+/// Header carrying SageMaker custom attributes (`attribution=true`).
+pub const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+/// Bodies at least this large are parsed and scored on the blocking pool, not the reactor.
+const BLOCKING_BYTES: usize = 64 * 1024;
+
+/// Bounds that keep any client from stalling or exhausting a stage server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A connection that has not sent a complete request head within this is closed.
+    pub header_timeout: Duration,
+    /// A request whose body is not complete within this is answered 408.
+    pub body_timeout: Duration,
+    /// Invocations being read or scored at once; more wait (up to `body_timeout`, then 503).
+    pub max_inflight: usize,
+    /// Open connections; beyond this the server stops accepting until one closes.
+    pub max_connections: usize,
+    /// Records per request for which an attribution may be asked (it costs ~100x a score).
+    pub max_attribution_records: usize,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_inflight: 256,
+            max_connections: 4096,
+            max_attribution_records: 1000,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
 
 /// A model in service.
 pub struct Deployed {
@@ -31,19 +69,23 @@ pub struct Deployed {
     pub model: Model,
 }
 
-/// One stage's endpoint: its name and the model slot.
+/// One stage's endpoint: its name, the model slot and its metrics.
 pub struct Endpoint {
     pub stage: &'static str,
     name: ArcSwap<String>,
     slot: ArcSwapOption<Deployed>,
+    metrics: EndpointMetrics,
 }
 
 impl Endpoint {
     pub fn new(stage: &'static str, name: String) -> Arc<Endpoint> {
+        let metrics = EndpointMetrics::new(stage);
+        metrics.set_model(&name, None);
         Arc::new(Endpoint {
             stage,
             name: ArcSwap::from_pointee(name),
             slot: ArcSwapOption::empty(),
+            metrics,
         })
     }
 
@@ -52,12 +94,20 @@ impl Endpoint {
     }
 
     pub fn set_name(&self, name: String) {
-        self.name.store(Arc::new(name));
+        if **self.name.load() != name {
+            self.metrics.set_model(&name, self.version());
+            self.name.store(Arc::new(name));
+        }
     }
 
     /// Replaces the served model; requests in flight keep the one they started with.
     pub fn swap(&self, deployed: Option<Deployed>) {
-        self.slot.store(deployed.map(Arc::new));
+        let version = deployed.as_ref().map(|d| d.version);
+        let old = self.slot.swap(deployed.map(Arc::new));
+        if old.map(|d| d.version) != version {
+            self.metrics.set_model(&self.name.load(), version);
+            self.metrics.swapped();
+        }
     }
 
     pub fn version(&self) -> Option<i64> {
@@ -67,15 +117,39 @@ impl Endpoint {
     pub fn current(&self) -> Option<Arc<Deployed>> {
         self.slot.load_full()
     }
+
+    pub fn metrics(&self) -> &EndpointMetrics {
+        &self.metrics
+    }
 }
 
+/// What the handlers share: the endpoint, the limits and the in-flight budget.
+struct Ctx {
+    ep: Arc<Endpoint>,
+    limits: Limits,
+    inflight: Semaphore,
+}
+
+type St = State<Arc<Ctx>>;
+
 pub fn router(ep: Arc<Endpoint>) -> Router {
+    router_with(ep, Limits::default())
+}
+
+pub fn router_with(ep: Arc<Endpoint>, limits: Limits) -> Router {
+    let ctx = Arc::new(Ctx {
+        ep,
+        inflight: Semaphore::new(limits.max_inflight),
+        limits,
+    });
     Router::new()
         .route("/ping", get(ping))
+        .route("/metrics", get(metrics))
         .route("/invocations", post(invoke_default))
         .route("/endpoints/{name}/invocations", post(invoke_named))
         .fallback(not_found)
-        .with_state(ep)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(ctx)
 }
 
 /// Serves `ep` on `listener` until `shutdown` resolves.
@@ -84,9 +158,60 @@ pub async fn serve(
     ep: Arc<Endpoint>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(ep))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, ep, Limits::default(), shutdown).await
+}
+
+/// [`serve`] with explicit limits: HTTP/1.1 with keep-alive, `TCP_NODELAY`, a request-head
+/// timeout, a connection cap, and a graceful shutdown that lets requests in flight finish
+/// (up to `shutdown_grace`).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    ep: Arc<Endpoint>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let grace = limits.shutdown_grace;
+    let header_timeout = limits.header_timeout;
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let app = router_with(ep, limits);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => p.expect("never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -140,56 +265,121 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn not_found() -> Response {
+async fn not_found(method: Method, uri: Uri) -> Response {
     error(
         StatusCode::NOT_FOUND,
         "NotFound",
-        "no such route: use GET /ping, POST /invocations or POST /endpoints/{name}/invocations"
-            .into(),
+        format!(
+            "no route for {method} {}: use GET /ping, GET /metrics, POST /invocations or \
+             POST /endpoints/{{name}}/invocations",
+            uri.path()
+        ),
         None,
     )
     .into_response()
 }
 
-async fn ping(State(ep): State<Arc<Endpoint>>) -> Response {
-    match ep.version() {
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let allow = if uri.path().ends_with("/invocations") {
+        "POST"
+    } else {
+        "GET,HEAD"
+    };
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("{method} is not allowed on {}: use {allow}", uri.path()),
+        None,
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// 200 with an empty body when a model is loaded (with the version header), else 503.
+async fn ping(State(ctx): St) -> Response {
+    match ctx.ep.version() {
         Some(v) => {
             let mut r = StatusCode::OK.into_response();
             r.headers_mut().insert(VERSION_HEADER, HeaderValue::from(v));
             r
         }
-        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        None => no_model(&ctx.ep).into_response(),
     }
+}
+
+async fn metrics(State(ctx): St) -> Response {
+    let mut r = ctx.ep.metrics.encode().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::endpoint_metrics::CONTENT_TYPE),
+    );
+    r
+}
+
+fn no_model(ep: &Endpoint) -> ApiError {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        format!("no model is deployed to {} yet", ep.stage),
+        None,
+    )
 }
 
 async fn invoke_named(
-    State(ep): State<Arc<Endpoint>>,
-    Path(name): Path<String>,
+    State(ctx): St,
+    name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let expected = ep.name();
-    if name != expected {
-        return error(
-            StatusCode::NOT_FOUND,
+    let t0 = Instant::now();
+    let response = match name {
+        Ok(Path(name)) => {
+            let expected = ctx.ep.name.load();
+            if name == **expected {
+                invoke(&ctx, &headers, body).await
+            } else {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "ValidationError",
+                    format!(
+                        "Endpoint {name} not found: this is the {} endpoint, named {expected}",
+                        ctx.ep.stage
+                    ),
+                    None,
+                )
+                .into_response()
+            }
+        }
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
             "ValidationError",
-            format!(
-                "Endpoint {name} not found: this is the {} endpoint, named {expected}",
-                ep.stage
-            ),
+            format!("bad endpoint name in the path: {e}"),
             None,
         )
-        .into_response();
-    }
-    invoke(ep, headers, body).await
+        .into_response(),
+    };
+    count(&ctx, &headers, &response, t0);
+    response
 }
 
-async fn invoke_default(
-    State(ep): State<Arc<Endpoint>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    invoke(ep, headers, body).await
+async fn invoke_default(State(ctx): St, headers: HeaderMap, body: Body) -> Response {
+    let t0 = Instant::now();
+    let response = invoke(&ctx, &headers, body).await;
+    count(&ctx, &headers, &response, t0);
+    response
+}
+
+fn count(ctx: &Ctx, headers: &HeaderMap, response: &Response, t0: Instant) {
+    let ct = content_type_index(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    ctx.ep
+        .metrics
+        .request(response.status().as_u16(), ct, t0.elapsed().as_secs_f64());
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -199,48 +389,53 @@ enum Format {
     JsonLines,
 }
 
-fn media_type(v: &str) -> String {
-    v.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+/// The media type of a Content-Type or Accept element, parameters (`charset`, `q`) dropped.
+fn media_type(v: &str) -> &str {
+    v.split(';').next().unwrap_or("").trim()
 }
 
 fn parse_content_type(h: &HeaderMap) -> Result<Format, ApiError> {
     let ct = h
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(media_type)
-        .unwrap_or_default();
-    match ct.as_str() {
-        "text/csv" => Ok(Format::Csv),
-        "application/json" => Ok(Format::Json),
-        "application/jsonlines" | "application/x-jsonlines" => Ok(Format::JsonLines),
-        "" => Err(error(
+        .map(|v| v.to_str().map(media_type).unwrap_or("?"))
+        .unwrap_or("");
+    let is = |m: &str| ct.eq_ignore_ascii_case(m);
+    if is("text/csv") {
+        Ok(Format::Csv)
+    } else if is("application/json") {
+        Ok(Format::Json)
+    } else if is("application/jsonlines") || is("application/x-jsonlines") {
+        Ok(Format::JsonLines)
+    } else if ct.is_empty() {
+        Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "ValidationError",
             "missing Content-Type: send text/csv, application/json or application/jsonlines".into(),
             None,
-        )),
-        other => Err(error(
+        ))
+    } else {
+        Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "ValidationError",
-            format!("unsupported Content-Type {other:?}: send text/csv, application/json or application/jsonlines"),
+            format!("unsupported Content-Type {ct:?}: send text/csv, application/json or application/jsonlines"),
             None,
-        )),
+        ))
     }
 }
 
 fn parse_accept(h: &HeaderMap) -> Result<Format, ApiError> {
-    let Some(accept) = h.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let Some(accept) = h.get(header::ACCEPT) else {
         return Ok(Format::Json);
     };
+    let accept = accept.to_str().unwrap_or("?");
     for part in accept.split(',') {
-        match media_type(part).as_str() {
-            "application/json" | "*/*" | "application/*" | "" => return Ok(Format::Json),
-            "application/jsonlines" | "application/x-jsonlines" => return Ok(Format::JsonLines),
-            _ => {}
+        let m = media_type(part);
+        let is = |x: &str| m.eq_ignore_ascii_case(x);
+        if m.is_empty() || is("application/json") || is("*/*") || is("application/*") {
+            return Ok(Format::Json);
+        }
+        if is("application/jsonlines") || is("application/x-jsonlines") {
+            return Ok(Format::JsonLines);
         }
     }
     Err(error(
@@ -371,87 +566,72 @@ struct ScoreOut {
     attribution: Option<Vec<crate::model::Attribution>>,
 }
 
-async fn invoke(ep: Arc<Endpoint>, headers: HeaderMap, body: Body) -> Response {
-    let Some(deployed) = ep.current() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            format!("no model is deployed to {} yet", ep.stage),
-            None,
-        )
-        .into_response();
-    };
-    let fmt = match parse_content_type(&headers) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    let accept = match parse_accept(&headers) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    let bytes: Bytes = match read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
+async fn invoke(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Response {
+    match invoke_inner(ctx, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn invoke_inner(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    // One snapshot of the slot per request: the whole batch is scored by this version.
+    let deployed = ctx.ep.current().ok_or_else(|| no_model(&ctx.ep))?;
+    let fmt = parse_content_type(headers)?;
+    let accept = parse_accept(headers)?;
     let attribution = headers
-        .get("x-amzn-sagemaker-custom-attributes")
+        .get(CUSTOM_ATTRIBUTES)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.split([',', ';'])
                 .any(|kv| kv.trim().eq_ignore_ascii_case("attribution=true"))
         });
-    let version = deployed.version;
-    let work = move || -> Result<Vec<ScoreOut>, ApiError> {
-        let dim = deployed.model.dim();
-        let (flat, rows) = parse_records(fmt, &bytes, dim).map_err(|Invalid(rec, msg)| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "ValidationError",
-                format!("record {rec}: {msg}"),
-                Some(rec),
-            )
-        })?;
-        let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let scores = deployed.model.score_rows(&flat, rows);
-            scores
-                .into_iter()
-                .enumerate()
-                .map(|(i, score)| ScoreOut {
-                    score,
-                    attribution: attribution
-                        .then(|| deployed.model.attribution(&flat[i * dim..(i + 1) * dim])),
-                })
-                .collect::<Vec<_>>()
-        }));
-        match scored {
-            Ok(s) if s.iter().all(|s| s.score.is_finite()) => Ok(s),
-            _ => Err(error(
-                StatusCode::FAILED_DEPENDENCY,
-                "ModelError",
-                "the model failed to score the request".into(),
-                None,
-            )),
-        }
+    let deadline = tokio::time::Instant::now() + ctx.limits.body_timeout;
+    let _permit = match ctx.inflight.try_acquire() {
+        Ok(p) => p,
+        Err(_) => match tokio::time::timeout_at(deadline, ctx.inflight.acquire()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    format!(
+                        "the {} endpoint is overloaded ({} requests in flight); retry later",
+                        ctx.ep.stage, ctx.limits.max_inflight
+                    ),
+                    None,
+                ))
+            }
+        },
     };
-    let result = if bytes_hint(&headers) > 64 * 1024 {
-        tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
-            Err(error(
-                StatusCode::FAILED_DEPENDENCY,
-                "ModelError",
-                "scoring task failed".into(),
+    let bytes = match tokio::time::timeout_at(deadline, read_body(body)).await {
+        Ok(b) => b?,
+        Err(_) => {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    ctx.limits.body_timeout.as_secs_f64()
+                ),
                 None,
             ))
-        })
+        }
+    };
+    let version = deployed.version;
+    let max_attr = ctx.limits.max_attribution_records;
+    let large = bytes.len() >= BLOCKING_BYTES;
+    let work = move || score(&deployed.model, fmt, &bytes, attribution, max_attr);
+    let scores = if large {
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|_| Err(model_failed()))?
     } else {
-        work()
+        work()?
     };
-    let scores = match result {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+    ctx.ep.metrics.scored(scores.iter().map(|s| s.score));
     let (body, ct) = match accept {
         Format::JsonLines => {
-            let mut out = Vec::with_capacity(scores.len() * 24);
+            let mut out = Vec::with_capacity(scores.len() * 28);
             for s in &scores {
                 serde_json::to_writer(&mut out, s).expect("serialise");
                 out.push(b'\n');
@@ -463,25 +643,69 @@ async fn invoke(ep: Arc<Endpoint>, headers: HeaderMap, body: Body) -> Response {
             struct Scores<'a> {
                 scores: &'a [ScoreOut],
             }
-            (
-                serde_json::to_vec(&Scores { scores: &scores }).expect("serialise"),
-                "application/json",
-            )
+            let mut out = Vec::with_capacity(16 + scores.len() * 32);
+            serde_json::to_writer(&mut out, &Scores { scores: &scores }).expect("serialise");
+            (out, "application/json")
         }
     };
-    let mut r = (StatusCode::OK, body).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    r.headers_mut()
-        .insert(VERSION_HEADER, HeaderValue::from(version));
-    r
+    let mut r = Response::new(Body::from(body));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    h.insert(VERSION_HEADER, HeaderValue::from(version));
+    Ok(r)
 }
 
-fn bytes_hint(h: &HeaderMap) -> usize {
-    h.get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// Parses and scores one request body with one model.
+fn score(
+    model: &Model,
+    fmt: Format,
+    bytes: &[u8],
+    attribution: bool,
+    max_attribution: usize,
+) -> Result<Vec<ScoreOut>, ApiError> {
+    let dim = model.dim();
+    let (flat, rows) = parse_records(fmt, bytes, dim).map_err(|Invalid(rec, msg)| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            format!("record {rec}: {msg}"),
+            Some(rec),
+        )
+    })?;
+    if attribution && rows > max_attribution {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            format!(
+                "attribution=true is limited to {max_attribution} records a request; this one has {rows}"
+            ),
+            None,
+        ));
+    }
+    let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        model
+            .score_rows(&flat, rows)
+            .into_iter()
+            .enumerate()
+            .map(|(i, score)| ScoreOut {
+                score,
+                attribution: attribution.then(|| model.attribution(&flat[i * dim..(i + 1) * dim])),
+            })
+            .collect::<Vec<_>>()
+    }));
+    match scored {
+        Ok(s) if s.iter().all(|s| s.score.is_finite()) => Ok(s),
+        _ => Err(model_failed()),
+    }
+}
+
+fn model_failed() -> ApiError {
+    error(
+        StatusCode::FAILED_DEPENDENCY,
+        "ModelError",
+        "the model failed to score the request".into(),
+        None,
+    )
 }
 
 /// Bytes of an oversized body read and discarded so the client sees the 413 rather than a
@@ -489,9 +713,11 @@ fn bytes_hint(h: &HeaderMap) -> usize {
 const DRAIN_LIMIT: usize = 64 << 20;
 
 /// Collects the body up to [`MAX_BODY`]; an oversized body is drained and answered with 413.
+/// A body that arrives in one frame (the usual small request) is not copied.
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
     let mut body = body;
+    let mut first: Option<Bytes> = None;
     let mut buf: Vec<u8> = Vec::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
@@ -506,7 +732,16 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         if let Ok(data) = frame.into_data() {
             total += data.len();
             if total <= MAX_BODY {
-                buf.extend_from_slice(&data);
+                match first.take() {
+                    None if buf.is_empty() => first = Some(data),
+                    prev => {
+                        if let Some(p) = prev {
+                            buf.reserve(p.len() + data.len());
+                            buf.extend_from_slice(&p);
+                        }
+                        buf.extend_from_slice(&data);
+                    }
+                }
             } else if total > DRAIN_LIMIT {
                 break;
             }
@@ -515,7 +750,10 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     if total > MAX_BODY {
         return Err(too_large());
     }
-    Ok(Bytes::from(buf))
+    Ok(match first {
+        Some(b) => b,
+        None => Bytes::from(buf),
+    })
 }
 
 fn too_large() -> ApiError {
