@@ -151,63 +151,70 @@ impl Reconciler {
 
     /// Makes `ep` serve `target`; returns false if it could not.
     fn deploy(&mut self, stage: &str, ep: &Endpoint, target: Option<i64>) -> bool {
-        if ep.version() == target {
-            return true;
-        }
-        let last = self.registry.deployed(stage).ok().flatten();
-        let previous = ep.version();
-        let deployed = match target {
-            None => None,
-            Some(n) => match self.load(n) {
-                Ok(m) => {
-                    self.refused_deploys.remove(&(stage.to_string(), n));
-                    Some(Deployed {
-                        version: n,
-                        model: m,
-                    })
-                }
-                Err(e) => {
-                    let msg = format!("deployment of v{n} to {stage} refused: {e}");
-                    if self.refused_deploys.insert((stage.to_string(), n)) {
-                        let _ = self.registry.record_audit(
-                            "agent",
-                            "deploy",
-                            &format!("{stage}.deploy-refused"),
-                            Some(n),
-                            &msg,
-                        );
-                    }
-                    self.problem(msg);
-                    return false;
-                }
-            },
-        };
-        if stage == "production" && target.is_some() {
-            crate::failpoint::hit("promote.before-deploy");
-        }
-        ep.swap(deployed);
-        crate::failpoint::hit("deploy.after-swap");
-        let reason = match (previous, target) {
-            (_, Some(n)) if last == Some(n) && previous.is_none() => {
-                tracing::info!(
-                    stage,
-                    version = n,
-                    "serving v{n} in {stage} again (as before the restart)"
-                );
-                return true;
+        // The last recorded deployment is what the stage served when last observed (also
+        // across restarts); the endpoint slot is what it serves now.
+        let last = match self.registry.deployed(stage) {
+            Ok(l) => l,
+            Err(e) => {
+                self.problem(e.to_string());
+                return false;
             }
-            (Some(p), Some(n)) if n < p => format!("rolled back from v{p} to v{n}"),
-            (Some(p), Some(n)) => format!("v{p} replaced by v{n}"),
-            (None, Some(n)) => format!("v{n} deployed"),
-            (Some(p), None) => format!("v{p} withdrawn; no version left for {stage}"),
-            (None, None) => return true,
         };
-        if last == target {
-            return true;
+        let serving = ep.version();
+        if serving != target {
+            let deployed = match target {
+                None => None,
+                Some(n) => match self.load(n) {
+                    Ok(m) => {
+                        self.refused_deploys.remove(&(stage.to_string(), n));
+                        Some(Deployed {
+                            version: n,
+                            model: m,
+                        })
+                    }
+                    Err(e) => {
+                        let msg = format!("deployment of v{n} to {stage} refused: {e}");
+                        if self.refused_deploys.insert((stage.to_string(), n)) {
+                            let _ = self.registry.record_audit(
+                                "agent",
+                                "deploy",
+                                &format!("{stage}.deploy-refused"),
+                                Some(n),
+                                &msg,
+                            );
+                        }
+                        self.problem(msg);
+                        return false;
+                    }
+                },
+            };
+            if stage == "production" && target.is_some() {
+                crate::failpoint::hit("promote.before-deploy");
+            }
+            ep.swap(deployed);
+            crate::failpoint::hit("deploy.after-swap");
+            if serving.is_none() && last == target {
+                if let Some(n) = target {
+                    tracing::info!(
+                        stage,
+                        version = n,
+                        "serving v{n} in {stage} again, as before the restart"
+                    );
+                }
+            }
         }
-        tracing::info!(stage, version = target, "{stage}: {reason}");
-        if let Err(e) = self.registry.record_deployment(stage, target, &reason) {
-            self.problem(e.to_string());
+        if last != target {
+            let reason = match (last, target) {
+                (Some(p), Some(n)) if n < p => format!("rolled back from v{p} to v{n}"),
+                (Some(p), Some(n)) => format!("v{p} replaced by v{n}"),
+                (None, Some(n)) => format!("v{n} deployed"),
+                (Some(p), None) => format!("v{p} withdrawn; no version left for {stage}"),
+                (None, None) => unreachable!("last != target"),
+            };
+            tracing::info!(stage, version = target, "{stage}: {reason}");
+            if let Err(e) = self.registry.record_deployment(stage, target, &reason) {
+                self.problem(e.to_string());
+            }
         }
         true
     }

@@ -387,18 +387,51 @@ fn runs_read_the_commit_not_the_working_tree() {
 #[test]
 fn run_every_commit_runs_each_commit_in_order() {
     let p = Project::new("");
-    let cfg = std::fs::read_to_string(&p.cfg_path).unwrap().replace("[agent]\n", "[agent]\nrun_every_commit = true\n");
+    let cfg = std::fs::read_to_string(&p.cfg_path)
+        .unwrap()
+        .replace("[agent]\n", "[agent]\nrun_every_commit = true\n");
     std::fs::write(&p.cfg_path, cfg).unwrap();
     let mut agent = p.start();
     p.wait_version(1);
     agent.stop();
     let commits: Vec<String> = (0..3)
-        .map(|i| p.commit(&[("NOTES.md", format!("step {i}\n").as_bytes())], &format!("step {i}")))
+        .map(|i| {
+            p.commit(
+                &[("NOTES.md", format!("step {i}\n").as_bytes())],
+                &format!("step {i}"),
+            )
+        })
         .collect();
     let _agent = p.start();
     let s = p.wait_version(4);
     for (i, c) in commits.iter().enumerate() {
-        assert_eq!(version(&s, i as i64 + 2).unwrap()["commit"], c.as_str(), "versions follow commit order");
+        assert_eq!(
+            version(&s, i as i64 + 2).unwrap()["commit"],
+            c.as_str(),
+            "versions follow commit order"
+        );
     }
-    assert!(p.registry().runs(100).unwrap().iter().all(|r| r.status == "Succeeded"));
+    assert!(p
+        .registry()
+        .runs(100)
+        .unwrap()
+        .iter()
+        .all(|r| r.status == "Succeeded"));
+}
+
+#[test]
+fn decisions_made_while_the_agent_is_down_apply_at_start() {
+    let p = Project::new("");
+    let mut agent = p.start();
+    p.wait_version(1);
+    approve_and_wait(&p, 1);
+    agent.stop();
+    p.tag("reject/v1", &p.version_commit(1), "risk@bank.example");
+    let agent = p.start();
+    let s = p.wait_status("staging withdrawn", |s| {
+        stage_version(s, "staging").is_none()
+    });
+    assert_eq!(version(&s, 1).unwrap()["approval"], "Rejected");
+    let (code, _, _) = post_csv(&agent.staging, "/invocations", &sample_records(1)[0]);
+    assert_eq!(code, 503);
 }
