@@ -56,6 +56,14 @@ impl Table {
             }
             columns.push(h);
         }
+        if let [only] = columns.as_slice() {
+            if let Some(sep) = [';', '\t', '|'].into_iter().find(|c| only.contains(*c)) {
+                return Err(DataError(format!(
+                    "{name}: line 1: the header is a single column {}; the file must be comma-separated (it looks separated by {sep:?})",
+                    shorten(only)
+                )));
+            }
+        }
         let width = columns.len();
         let mut flat: Vec<f64> = Vec::with_capacity(bytes.len() / 6);
         let mut rows = 0usize;
@@ -74,6 +82,15 @@ impl Table {
                 .unwrap_or(rows as u64 + 2);
             if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
                 continue; // blank line
+            }
+            if let Some(c) = record.iter().position(|f| f.contains(&b'\n')) {
+                return Err(DataError(format!(
+                    "{name}: line {line}, column {}: a quoted value runs over several lines (is a closing quote missing?)",
+                    columns
+                        .get(c)
+                        .map(|h| format!("{h:?}"))
+                        .unwrap_or_else(|| (c + 1).to_string())
+                )));
             }
             if record.len() != width {
                 return Err(DataError(format!(
@@ -115,11 +132,23 @@ pub fn parse_cell(field: &[u8]) -> Result<f64, String> {
     if t.is_empty() {
         return Err("empty value (missing values are not allowed)".into());
     }
-    let v: f64 = t.parse().map_err(|_| format!("{t:?} is not a number"))?;
+    let v: f64 = t
+        .parse()
+        .map_err(|_| format!("{} is not a number", shorten(t)))?;
     if !v.is_finite() {
-        return Err(format!("{t:?} is not a finite number"));
+        return Err(format!("{} is not a finite number", shorten(t)));
     }
     Ok(v)
+}
+
+/// A value quoted for a message, cut to a readable length (a broken file can put megabytes in
+/// one field).
+fn shorten(s: &str) -> String {
+    const MAX: usize = 60;
+    match s.char_indices().nth(MAX) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +178,40 @@ mod tests {
             e.contains("line 2") && e.contains("not a finite number"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn other_separators_are_named() {
+        let e = Table::parse_csv(b"a;b;y\n1;2;0\n", "x.csv").unwrap_err().0;
+        assert_eq!(
+            e,
+            "x.csv: line 1: the header is a single column \"a;b;y\"; the file must be comma-separated (it looks separated by ';')"
+        );
+        let e = Table::parse_csv(b"a\tb\n1\t2\n", "x.csv").unwrap_err().0;
+        assert!(e.contains("separated by '\\t'"), "{e}");
+        // A real one-column file still parses.
+        assert_eq!(Table::parse_csv(b"a\n1\n", "x.csv").unwrap().rows(), 1);
+    }
+
+    #[test]
+    fn unclosed_quote_is_named_not_a_ragged_row() {
+        let e = Table::parse_csv(b"a,b,c\n1,2,3\n4,\"5,6\n7,8,9\n", "x.csv")
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            e,
+            "x.csv: line 3, column \"b\": a quoted value runs over several lines (is a closing quote missing?)"
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "x".repeat(10_000);
+        let e = Table::parse_csv(format!("a\n{long}\n").as_bytes(), "x.csv")
+            .unwrap_err()
+            .0;
+        assert!(e.len() < 200, "{e}");
+        assert!(e.contains("(10000 bytes) is not a number"), "{e}");
     }
 
     #[test]
