@@ -136,8 +136,9 @@ pub struct EvalArgs {
     pub test_fraction: f64,
     #[arg(long, default_value_t = 7)]
     pub split_seed: u64,
-    /// robust, standard or none.
-    #[arg(long, default_value = "robust")]
+    /// auto (the default of pipeline.toml: median/IQR, standard deviation for columns with a
+    /// large tie), robust, standard or none (raw features).
+    #[arg(long, default_value = "auto")]
     pub scaling: String,
     /// Columns to log-transform (comma separated).
     #[arg(long, value_delimiter = ',')]
@@ -707,11 +708,11 @@ fn cmd_eval(a: EvalArgs) -> Result<i32> {
         &name,
     )
     .map_err(|e| anyhow!(e))?;
-    let scaling = match a.scaling.as_str() {
-        "robust" => Scaling::Robust,
-        "standard" => Scaling::Standard,
-        "none" => Scaling::None,
-        other => bail!("--scaling {other:?}: use robust, standard or none"),
+    let Some(scaling) = Scaling::from_name(&a.scaling) else {
+        bail!(
+            "--scaling {:?}: use auto, robust, standard or none",
+            a.scaling
+        );
     };
     if !(0.0..1.0).contains(&a.test_fraction) {
         bail!(

@@ -63,16 +63,45 @@ fn default_max_bytes() -> u64 {
     100 * 1024 * 1024
 }
 
+/// Per-column scaling before the forest (see `crate::preprocess` for the formulas and why
+/// `auto` is the default).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Scaling {
     /// Median / inter-quartile range: robust to the outliers the model looks for.
-    #[default]
     Robust,
     /// Mean / standard deviation.
     Standard,
     /// Raw values.
     None,
+    /// The default: median / IQR, except for columns where one value fills a quarter or more
+    /// of the rows (their IQR is degenerate), which get the standard deviation.
+    #[default]
+    Auto,
+}
+
+impl Scaling {
+    /// The name used in `pipeline.toml` and by `rcfops eval --scaling`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scaling::Robust => "robust",
+            Scaling::Standard => "standard",
+            Scaling::None => "none",
+            Scaling::Auto => "auto",
+        }
+    }
+
+    /// Parses a name as written in `pipeline.toml`.
+    pub fn from_name(name: &str) -> Option<Scaling> {
+        [
+            Scaling::Auto,
+            Scaling::Robust,
+            Scaling::Standard,
+            Scaling::None,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -252,7 +281,18 @@ mod tests {
         let s = PipelineSpec::parse(OK).unwrap();
         assert_eq!(s.model.num_trees, 100);
         assert_eq!(s.model.num_samples_per_tree, 256);
-        assert_eq!(s.preprocess.scaling, Scaling::Robust);
+        assert_eq!(s.preprocess.scaling, Scaling::Auto);
+    }
+
+    #[test]
+    fn scaling_names_round_trip() {
+        for name in ["auto", "robust", "standard", "none"] {
+            let s = PipelineSpec::parse(&format!("{OK}[preprocess]\nscaling = \"{name}\"\n"))
+                .unwrap();
+            assert_eq!(s.preprocess.scaling.name(), name);
+            assert_eq!(Scaling::from_name(name), Some(s.preprocess.scaling));
+        }
+        assert_eq!(Scaling::from_name("minmax"), None);
     }
 
     #[test]
