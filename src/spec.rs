@@ -287,8 +287,8 @@ mod tests {
     #[test]
     fn scaling_names_round_trip() {
         for name in ["auto", "robust", "standard", "none"] {
-            let s = PipelineSpec::parse(&format!("{OK}[preprocess]\nscaling = \"{name}\"\n"))
-                .unwrap();
+            let s =
+                PipelineSpec::parse(&format!("{OK}[preprocess]\nscaling = \"{name}\"\n")).unwrap();
             assert_eq!(s.preprocess.scaling.name(), name);
             assert_eq!(Scaling::from_name(name), Some(s.preprocess.scaling));
         }
