@@ -1,2 +1,274 @@
-//! Endpoint load benchmark (in progress).
-fn main() {}
+//! Endpoint load benchmark: an in-process stage endpoint serving the sample model (trained as
+//! the pipeline trains it), driven over loopback by a Rust HTTP/1.1 load generator (hyper,
+//! keep-alive, N concurrent connections) — single-record CSV requests, then 1,000-record
+//! batches. Prints req/s, records/s, p50/p99 latency, the model's raw in-process scoring rate
+//! and the ratio endpoint records/s ÷ raw records/s (the HTTP overhead).
+//!
+//! Run: `cargo bench --bench endpoint_load`. Client and server share the machine's cores.
+//! Settings (env): RCFOPS_BENCH_SECS (5), RCFOPS_BENCH_SERVER_THREADS (2),
+//! RCFOPS_BENCH_CLIENT_THREADS (1), RCFOPS_BENCH_SINGLE_CONNS (32), RCFOPS_BENCH_BATCH_CONNS (4),
+//! RCFOPS_BENCH_ONLY (`single` or `batch`: run one workload).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use rcfops::model::Model;
+use rcfops::serve::{Deployed, Endpoint, Limits};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The sample model and the sample records (features only, raw units, row-major).
+fn sample() -> (Model, Vec<f64>, usize) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-repo");
+    let spec = rcfops::spec::PipelineSpec::parse(
+        &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
+    let table = rcfops::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
+    let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
+    let model = rcfops::pipeline::train_and_evaluate(
+        &data,
+        &spec.preprocess,
+        spec.forest_config(),
+        spec.evaluation.test_fraction,
+        spec.evaluation.split_seed,
+        0,
+    )
+    .unwrap()
+    .model;
+    let dim = data.x.ncols();
+    let flat: Vec<f64> = data.x.iter().copied().collect();
+    (model, flat, dim)
+}
+
+fn csv(rows: &[f64], dim: usize) -> String {
+    let mut s = String::new();
+    for r in rows.chunks(dim) {
+        let line: Vec<String> = r.iter().map(|v| v.to_string()).collect();
+        s.push_str(&line.join(","));
+        s.push('\n');
+    }
+    s
+}
+
+struct Run {
+    requests: u64,
+    records: u64,
+    secs: f64,
+    /// Sorted latencies, nanoseconds.
+    lat: Vec<u64>,
+}
+
+impl Run {
+    fn pct(&self, p: f64) -> f64 {
+        if self.lat.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.lat.len() as f64 * p).ceil() as usize).clamp(1, self.lat.len()) - 1;
+        self.lat[i] as f64 / 1e6
+    }
+}
+
+/// Drives `conns` keep-alive connections, each sending `body` back to back, for `secs`
+/// (after a 1 s warm-up). Every answer must be a 200.
+async fn drive(
+    addr: std::net::SocketAddr,
+    body: Bytes,
+    records: u64,
+    conns: usize,
+    secs: f64,
+) -> Run {
+    let warm = Instant::now() + Duration::from_secs(1);
+    let end = warm + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let mut lat = Vec::with_capacity(1 << 16);
+            let mut n = 0u64;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let req = hyper::Request::post("/invocations")
+                    .header("host", "bench")
+                    .header("content-type", "text/csv")
+                    .body(Full::new(body.clone()))
+                    .unwrap();
+                send.ready().await.unwrap();
+                let res = send.send_request(req).await.unwrap();
+                assert_eq!(res.status(), 200);
+                let _ = res.into_body().collect().await.unwrap();
+                if t0 >= warm {
+                    lat.push(t0.elapsed().as_nanos() as u64);
+                    n += 1;
+                }
+            }
+            (n, lat)
+        }));
+    }
+    let mut run = Run {
+        requests: 0,
+        records: 0,
+        secs,
+        lat: Vec::new(),
+    };
+    for t in tasks {
+        let (n, lat) = t.await.unwrap();
+        run.requests += n;
+        run.lat.extend(lat);
+    }
+    run.records = run.requests * records;
+    run.lat.sort_unstable();
+    run
+}
+
+/// Raw in-process scoring rate of `model` on `batch`-record calls (one thread), records/s.
+fn raw_rate(model: &Model, flat: &[f64], dim: usize, batch: usize, secs: f64) -> f64 {
+    let rows = flat.len() / dim;
+    let t0 = Instant::now();
+    let mut scored = 0usize;
+    let mut start = 0usize;
+    while t0.elapsed().as_secs_f64() < secs {
+        if start + batch > rows {
+            start = 0;
+        }
+        let s = model.score_rows(&flat[start * dim..(start + batch) * dim], batch);
+        std::hint::black_box(s);
+        scored += batch;
+        start += batch;
+    }
+    scored as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let secs = env_or("RCFOPS_BENCH_SECS", 5) as f64;
+    let server_threads = env_or("RCFOPS_BENCH_SERVER_THREADS", 2) as usize;
+    let client_threads = env_or("RCFOPS_BENCH_CLIENT_THREADS", 1) as usize;
+    let single_conns = env_or("RCFOPS_BENCH_SINGLE_CONNS", 32) as usize;
+    let batch_conns = env_or("RCFOPS_BENCH_BATCH_CONNS", 4) as usize;
+
+    let (model, flat, dim) = sample();
+    let single_body = Bytes::from(csv(&flat[..dim], dim));
+    let batch_body = Bytes::from(csv(&flat[..1000 * dim], dim));
+
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(server_threads)
+        .thread_name("server")
+        .enable_all()
+        .build()
+        .unwrap();
+    let ep = Endpoint::new("staging", "card-fraud-staging".into());
+    ep.swap(Some(Deployed {
+        version: 1,
+        model: model.clone(),
+    }));
+    let listener = server_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = server_rt.spawn(rcfops::serve::serve_with(
+        listener,
+        Arc::clone(&ep),
+        Limits::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(client_threads)
+        .thread_name("client")
+        .enable_all()
+        .build()
+        .unwrap();
+    let only = std::env::var("RCFOPS_BENCH_ONLY").unwrap_or_default();
+    let skip = Run {
+        requests: 0,
+        records: 0,
+        secs,
+        lat: Vec::new(),
+    };
+    let single = if only.is_empty() || only == "single" {
+        client_rt.block_on(drive(addr, single_body, 1, single_conns, secs))
+    } else {
+        skip
+    };
+    let batch = if only.is_empty() || only == "batch" {
+        client_rt.block_on(drive(addr, batch_body, 1000, batch_conns, secs))
+    } else {
+        Run {
+            requests: 0,
+            records: 0,
+            secs,
+            lat: Vec::new(),
+        }
+    };
+    let _ = stop.send(());
+    server_rt.block_on(server).unwrap().unwrap();
+    drop((server_rt, client_rt));
+    let raw_single = raw_rate(&model, &flat, dim, 1, 2.0);
+    let raw_batch = raw_rate(&model, &flat, dim, 1000, 2.0);
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "endpoint load: {cores} cores shared by server ({server_threads} worker threads) and \
+         client ({client_threads} threads), loopback HTTP/1.1 keep-alive, {secs} s per row \
+         after 1 s warm-up"
+    );
+    println!(
+        "{:<26} {:>6} {:>12} {:>14} {:>9} {:>9} {:>9} {:>14} {:>10}",
+        "workload",
+        "conns",
+        "req/s",
+        "records/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "raw rec/s",
+        "endpoint÷raw"
+    );
+    for (name, conns, run, raw) in [
+        ("single-record CSV", single_conns, &single, raw_single),
+        ("1,000-record CSV batches", batch_conns, &batch, raw_batch),
+    ] {
+        let rps = run.requests as f64 / run.secs;
+        let recs = run.records as f64 / run.secs;
+        println!(
+            "{:<26} {:>6} {:>12.0} {:>14.0} {:>9.3} {:>9.3} {:>9.3} {:>14.0} {:>10.2}",
+            name,
+            conns,
+            rps,
+            recs,
+            run.pct(0.50),
+            run.pct(0.99),
+            run.pct(0.999),
+            raw,
+            recs / raw
+        );
+    }
+    println!(
+        "raw rec/s: Model::score_rows on one thread, 1 record a call (single) or 1,000 (batch)"
+    );
+}

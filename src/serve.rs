@@ -30,8 +30,10 @@ pub const MAX_BODY: usize = 6_291_456;
 pub const VERSION_HEADER: &str = "x-rcfops-model-version";
 /// Header carrying SageMaker custom attributes (`attribution=true`).
 pub const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
-/// Bodies at least this large are parsed and scored on the blocking pool, not the reactor.
-const BLOCKING_BYTES: usize = 64 * 1024;
+/// Bodies at least this large (about 100 records, a millisecond of scoring) are parsed and
+/// scored on the blocking pool: a long poll on a runtime worker would hold up the connections
+/// queued behind it on that worker. Smaller ones are scored inline (no thread hand-off).
+const BLOCKING_BYTES: usize = 4 * 1024;
 
 /// Bounds that keep any client from stalling or exhausting a stage server.
 #[derive(Debug, Clone)]
