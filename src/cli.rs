@@ -97,6 +97,8 @@ pub enum Command {
     },
     /// Train and evaluate on a local CSV with the pipeline's semantics.
     Eval(EvalArgs),
+    /// Streaming scores of a time series CSV (score, then update, in order): one a line.
+    Stream(StreamArgs),
     /// The audit trail: every transition, who, when, how.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -150,6 +152,30 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct StreamArgs {
+    /// CSV with a header row: a timestamp column (passed through, ignored) and values.
+    pub data: PathBuf,
+    /// Value column; default: the last numeric column (other than one named `label`).
+    #[arg(long)]
+    pub column: Option<String>,
+    /// Consecutive values per point (1 = each value alone).
+    #[arg(long, default_value_t = 1)]
+    pub shingle: usize,
+    #[arg(long, default_value_t = 100)]
+    pub trees: usize,
+    #[arg(long, default_value_t = 256)]
+    pub samples: usize,
+    /// Time decay of the samplers (0 = uniform over the whole stream).
+    #[arg(long, default_value_t = 1e-5)]
+    pub time_decay: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print NAB's form: score / log2(samples) (8 at 256), clipped to [0, 1].
+    #[arg(long)]
+    pub normalized: bool,
+}
+
 pub fn main_with(cli: Cli) -> Result<i32> {
     let is_default = cli.config == Path::new("config.toml");
     let cfg = Config::load(&cli.config, is_default).map_err(|e| anyhow!("{e}"))?;
@@ -197,6 +223,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Command::Logs { follow, run, json } => cmd_logs(&cfg, follow, run, json),
         Command::Score { stage, file } => cmd_score(&cfg, &stage, file),
         Command::Eval(a) => cmd_eval(a),
+        Command::Stream(a) => cmd_stream(a),
         Command::Audit { limit, json } => cmd_audit(&cfg, limit, json),
     }
 }
@@ -784,6 +811,41 @@ fn cmd_eval(a: EvalArgs) -> Result<i32> {
         t.timings.preprocess_ms, t.timings.train_ms, t.timings.score_ms
     );
     Ok(0)
+}
+
+fn cmd_stream(a: StreamArgs) -> Result<i32> {
+    let bytes =
+        std::fs::read(&a.data).with_context(|| format!("cannot read {}", a.data.display()))?;
+    let name = a.data.display().to_string();
+    let series =
+        crate::stream::read_series(&bytes, &name, a.column.as_deref()).map_err(|e| anyhow!(e))?;
+    let config = crate::stream::StreamConfig {
+        shingle: a.shingle,
+        num_trees: a.trees,
+        num_samples_per_tree: a.samples,
+        time_decay: a.time_decay,
+        seed: a.seed,
+    };
+    config.validate().map_err(|e| anyhow!(e))?;
+    let scores = crate::stream::score_stream(&series.values, &config).map_err(|e| anyhow!(e))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for s in scores {
+        let s = if a.normalized {
+            crate::stream::nab_normalize(s, a.samples)
+        } else {
+            s
+        };
+        if let Err(e) = writeln!(out, "{s}") {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(0);
+            }
+            return Err(e.into());
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
+    }
 }
 
 fn cmd_audit(cfg: &Config, limit: usize, json: bool) -> Result<i32> {

@@ -23,4 +23,5 @@ pub mod serve;
 pub mod signing;
 pub mod spec;
 pub mod stagetest;
+pub mod stream;
 pub mod watch;
