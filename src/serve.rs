@@ -38,7 +38,9 @@ const BLOCKING_BYTES: usize = 4 * 1024;
 /// Bounds that keep any client from stalling or exhausting a stage server.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// A connection that has not sent a complete request head within this is closed.
+    /// A connection that has not sent a complete request head within this is closed; hyper
+    /// also runs this timer while a keep-alive connection waits for its next request, so it is
+    /// the idle timeout too (60 s, like an AWS load balancer's default).
     pub header_timeout: Duration,
     /// A request whose body is not complete within this is answered 408.
     pub body_timeout: Duration,
@@ -55,7 +57,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             max_inflight: 256,
             max_connections: 4096,
