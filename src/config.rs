@@ -251,8 +251,10 @@ impl Config {
                 base.join(p)
             }
         };
-        let key_err = |key: &str, msg: String| -> ConfigError {
-            let line = find_key_line(text, key)
+        // `path` is `section.key` (e.g. `endpoints.production.listen`).
+        let key_err = |path: &str, msg: String| -> ConfigError {
+            let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
+            let line = find_key_line(text, section, key)
                 .map(|l| format!(":{l}"))
                 .unwrap_or_default();
             ConfigError(format!("{name}{line}: `{key}`: {msg}"))
@@ -261,14 +263,14 @@ impl Config {
             || git2::Branch::name_is_valid(&raw.repo.branch) != Ok(true)
         {
             return Err(key_err(
-                "branch",
+                "repo.branch",
                 format!("{:?} is not a valid branch name", raw.repo.branch),
             ));
         }
         let endpoint = |section: &str, r: &RawEndpoint| -> Result<EndpointConfig, ConfigError> {
             let listen: SocketAddr = r.listen.parse().map_err(|_| {
                 key_err(
-                    "listen",
+                    &format!("endpoints.{section}.listen"),
                     format!(
                         "[endpoints.{section}] listen = {:?} is not an address like \"127.0.0.1:8080\"",
                         r.listen
@@ -284,7 +286,7 @@ impl Config {
         let production = endpoint("production", &raw.endpoints.production)?;
         if staging.listen == production.listen && staging.listen.port() != 0 {
             return Err(key_err(
-                "listen",
+                "endpoints.production.listen",
                 format!(
                     "staging and production both listen on {}; give each stage its own address",
                     staging.listen
@@ -299,7 +301,7 @@ impl Config {
             for a in list {
                 if !a.contains('@') {
                     return Err(key_err(
-                        key,
+                        &format!("approvals.{key}"),
                         format!("{a:?} is not an e-mail address (approvers are tagger e-mails)"),
                     ));
                 }
@@ -310,13 +312,13 @@ impl Config {
         };
         if raw.approvals.require_signed && raw.approvals.allowed_signers.is_none() {
             return Err(key_err(
-                "require_signed",
+                "approvals.require_signed",
                 "needs `allowed_signers = \"PATH\"` (git's allowed-signers file) in [approvals]"
                     .into(),
             ));
         }
         if raw.agent.resync_ms == 0 {
-            return Err(key_err("resync_ms", "must be at least 1".into()));
+            return Err(key_err("agent.resync_ms", "must be at least 1".into()));
         }
         Ok(Config {
             source: None,
@@ -410,13 +412,20 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn find_key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start();
-            t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
-        })
-        .map(|i| i + 1)
+/// 1-based line of `key = ...` inside table `[section]` (top level when `section` is empty).
+fn find_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            continue;
+        }
+        if current == section && t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -458,6 +467,13 @@ mod tests {
         .0;
         assert!(e.contains("c.toml:2"), "{e}");
         assert!(e.contains("listen"), "{e}");
+    }
+
+    #[test]
+    fn the_line_is_the_key_in_its_own_section() {
+        let text = "[endpoints.staging]\nlisten = \"127.0.0.1:1\"\n\n[endpoints.production]\nlisten = \"127.0.0.1\"\n";
+        let e = Config::parse(text, "c.toml", Path::new("/")).unwrap_err().0;
+        assert!(e.starts_with("c.toml:5: `listen`: [endpoints.production]"), "{e}");
     }
 
     #[test]

@@ -86,6 +86,11 @@ fn from_tag(t: &ApprovalTag) -> Request {
             t.action.as_str(),
             t.action.as_str()
         ))
+    } else if t.tagger_email.is_none() || t.tagged_ts.is_none() {
+        Some(format!(
+            "tag {} ignored: it has no tagger, so it names no approver and no time; create it with git tag -a",
+            t.name
+        ))
     } else if t.target.is_none() {
         Some(format!("tag {} does not point at a commit", t.name))
     } else {

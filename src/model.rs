@@ -54,6 +54,32 @@ impl Model {
         self.header.features.len()
     }
 
+    /// Transforms raw records into model space, refusing a value that leaves the model's 32-bit
+    /// range after preprocessing: `Err((row, feature, value))`.
+    pub fn try_transform(&self, raw: &[f64], rows: usize) -> Result<Array2<f32>, (usize, usize, f64)> {
+        let dim = self.dim();
+        let mut x = Array2::<f32>::zeros((rows, dim));
+        for (r, mut out) in x.rows_mut().into_iter().enumerate() {
+            let row = &raw[r * dim..(r + 1) * dim];
+            let out = out.as_slice_mut().expect("standard layout");
+            self.header.preprocessor.transform_row(row, out);
+            if let Some(j) = out.iter().position(|v| !v.is_finite()) {
+                return Err((r, j, row[j]));
+            }
+        }
+        Ok(x)
+    }
+
+    /// Scores raw records, or names the first record with a value out of the model's range.
+    pub fn try_score_rows(&self, raw: &[f64], rows: usize) -> Result<Vec<f64>, (usize, usize, f64)> {
+        let x = self.try_transform(raw, rows)?;
+        Ok(if rows >= 2048 {
+            self.forest.score_batch_parallel(x.view(), 2)
+        } else {
+            self.forest.score_batch(x.view())
+        })
+    }
+
     /// Scores raw records (rows × features, raw units).
     pub fn score_rows(&self, raw: &[f64], rows: usize) -> Vec<f64> {
         let dim = self.dim();

@@ -186,6 +186,9 @@ pub fn train_and_evaluate(
         &pre.log_transform,
     );
     let x_train = pp.transform(x_train_raw.view());
+    if let Some(((r, j), v)) = x_train.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(out_of_range(&data.features[j], train_rows[r], x_train_raw[[r, j]], *v));
+    }
     let preprocess_ms = ms(t);
 
     let t = Instant::now();
@@ -211,7 +214,9 @@ pub fn train_and_evaluate(
         forest,
     };
     let flat: Vec<f64> = x_test_raw.iter().copied().collect();
-    let scores = model.score_rows(&flat, test_rows.len());
+    let scores = model
+        .try_score_rows(&flat, test_rows.len())
+        .map_err(|(r, j, raw)| out_of_range(&data.features[j], test_rows[r], raw, f32::INFINITY))?;
     let score_ms = ms(t);
 
     let roc = metrics::roc_auc(&scores, &test_labels).unwrap_or(f64::NAN);
@@ -255,6 +260,15 @@ pub fn train_and_evaluate(
             total_ms: ms(total),
         },
     })
+}
+
+/// The error for a value the model cannot represent after preprocessing. `row` is the data row
+/// (0-based; line = row + 2 with the header on line 1).
+fn out_of_range(feature: &str, row: usize, raw: f64, scaled: f32) -> String {
+    format!(
+        "line {}, column {feature:?}: {raw:e} becomes {scaled} after preprocessing, outside the model's 32-bit range (±3.4e38); fix the value or log-transform the column",
+        row + 2
+    )
 }
 
 /// A request to stop a run at the next step boundary, with the reason recorded.
@@ -433,6 +447,7 @@ fn execute_steps(
     });
 
     let trained = step!("train", {
+        let path = &spec.data.path;
         train_and_evaluate(
             &dataset,
             &spec.preprocess,
@@ -441,6 +456,7 @@ fn execute_steps(
             spec.evaluation.split_seed,
             env.staging_sample,
         )
+        .map_err(|e| if e.starts_with("line ") { format!("{path}: {e}") } else { e })
     });
     tracing::info!(
         roc_auc = trained.metrics.roc_auc,

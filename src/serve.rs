@@ -687,18 +687,32 @@ fn score(
         ));
     }
     let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        model
-            .score_rows(&flat, rows)
-            .into_iter()
+        let scores = model.try_score_rows(&flat, rows).map_err(|(rec, j, v)| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                format!(
+                    "record {rec}: feature {j} ({}) = {v:e} is outside the model's range after preprocessing (±3.4e38)",
+                    model.header.features[j]
+                ),
+                Some(rec),
+            )
+        })?;
+        Ok::<_, ApiError>(
+            scores
+                .into_iter()
             .enumerate()
-            .map(|(i, score)| ScoreOut {
-                score,
-                attribution: attribution.then(|| model.attribution(&flat[i * dim..(i + 1) * dim])),
-            })
-            .collect::<Vec<_>>()
+                .map(|(i, score)| ScoreOut {
+                    score,
+                    attribution: attribution
+                        .then(|| model.attribution(&flat[i * dim..(i + 1) * dim])),
+                })
+                .collect::<Vec<_>>(),
+        )
     }));
     match scored {
-        Ok(s) if s.iter().all(|s| s.score.is_finite()) => Ok(s),
+        Ok(Ok(s)) if s.iter().all(|s| s.score.is_finite()) => Ok(s),
+        Ok(Err(invalid)) => Err(invalid),
         _ => Err(model_failed()),
     }
 }
