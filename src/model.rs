@@ -56,7 +56,11 @@ impl Model {
 
     /// Transforms raw records into model space, refusing a value that leaves the model's 32-bit
     /// range after preprocessing: `Err((row, feature, value))`.
-    pub fn try_transform(&self, raw: &[f64], rows: usize) -> Result<Array2<f32>, (usize, usize, f64)> {
+    pub fn try_transform(
+        &self,
+        raw: &[f64],
+        rows: usize,
+    ) -> Result<Array2<f32>, (usize, usize, f64)> {
         let dim = self.dim();
         let mut x = Array2::<f32>::zeros((rows, dim));
         for (r, mut out) in x.rows_mut().into_iter().enumerate() {
@@ -71,7 +75,24 @@ impl Model {
     }
 
     /// Scores raw records, or names the first record with a value out of the model's range.
-    pub fn try_score_rows(&self, raw: &[f64], rows: usize) -> Result<Vec<f64>, (usize, usize, f64)> {
+    pub fn try_score_rows(
+        &self,
+        raw: &[f64],
+        rows: usize,
+    ) -> Result<Vec<f64>, (usize, usize, f64)> {
+        if rows == 1 {
+            // The common single-transaction request: no matrix, one tree walk per tree.
+            let mut x = [0f32; 64];
+            let dim = self.dim();
+            if dim <= x.len() {
+                let x = &mut x[..dim];
+                self.header.preprocessor.transform_row(&raw[..dim], x);
+                if let Some(j) = x.iter().position(|v| !v.is_finite()) {
+                    return Err((0, j, raw[j]));
+                }
+                return Ok(vec![self.forest.score(x)]);
+            }
+        }
         let x = self.try_transform(raw, rows)?;
         Ok(if rows >= 2048 {
             self.forest.score_batch_parallel(x.view(), 2)
@@ -150,5 +171,39 @@ impl Model {
             return Err("model artifact is inconsistent: feature counts differ".into());
         }
         Ok(Model { header, forest })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::data::Table;
+    use crate::pipeline::{select, train_and_evaluate};
+    use crate::spec::PipelineSpec;
+
+    #[test]
+    fn single_record_scores_equal_batch_scores() {
+        let mut csv = String::from("a,b,c,label\n");
+        for i in 0..400 {
+            csv.push_str(&format!(
+                "{},{},{},{}\n",
+                i % 23,
+                (i * 7) % 13,
+                (i * i) % 31,
+                u8::from(i % 40 == 0)
+            ));
+        }
+        let t = Table::parse_csv(csv.as_bytes(), "x.csv").unwrap();
+        let spec = PipelineSpec::parse("[data]\npath = \"x.csv\"\nlabel = \"label\"\n").unwrap();
+        let d = select(&t, &spec.data, "x.csv").unwrap();
+        let m = train_and_evaluate(&d, &spec.preprocess, spec.forest_config(), 0.3, 1, 10)
+            .unwrap()
+            .model;
+        let flat: Vec<f64> = d.x.iter().copied().collect();
+        let batch = m.try_score_rows(&flat, d.x.nrows()).unwrap();
+        for (r, want) in batch.iter().enumerate() {
+            let one = m.try_score_rows(&flat[r * 3..(r + 1) * 3], 1).unwrap();
+            assert_eq!(one[0], *want, "row {r}");
+        }
+        assert_eq!(m.try_score_rows(&[1e308, 0.0, 0.0], 1).unwrap_err().0, 0);
     }
 }
