@@ -421,7 +421,8 @@ fn find_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
             current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
             continue;
         }
-        if current == section && t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+        if current == section && t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
+        {
             return Some(i + 1);
         }
     }
@@ -473,7 +474,10 @@ mod tests {
     fn the_line_is_the_key_in_its_own_section() {
         let text = "[endpoints.staging]\nlisten = \"127.0.0.1:1\"\n\n[endpoints.production]\nlisten = \"127.0.0.1\"\n";
         let e = Config::parse(text, "c.toml", Path::new("/")).unwrap_err().0;
-        assert!(e.starts_with("c.toml:5: `listen`: [endpoints.production]"), "{e}");
+        assert!(
+            e.starts_with("c.toml:5: `listen`: [endpoints.production]"),
+            "{e}"
+        );
     }
 
     #[test]

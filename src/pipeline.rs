@@ -187,7 +187,12 @@ pub fn train_and_evaluate(
     );
     let x_train = pp.transform(x_train_raw.view());
     if let Some(((r, j), v)) = x_train.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(out_of_range(&data.features[j], train_rows[r], x_train_raw[[r, j]], *v));
+        return Err(out_of_range(
+            &data.features[j],
+            train_rows[r],
+            x_train_raw[[r, j]],
+            *v,
+        ));
     }
     let preprocess_ms = ms(t);
 
@@ -456,7 +461,13 @@ fn execute_steps(
             spec.evaluation.split_seed,
             env.staging_sample,
         )
-        .map_err(|e| if e.starts_with("line ") { format!("{path}: {e}") } else { e })
+        .map_err(|e| {
+            if e.starts_with("line ") {
+                format!("{path}: {e}")
+            } else {
+                e
+            }
+        })
     });
     tracing::info!(
         roc_auc = trained.metrics.roc_auc,

@@ -701,7 +701,7 @@ fn score(
         Ok::<_, ApiError>(
             scores
                 .into_iter()
-            .enumerate()
+                .enumerate()
                 .map(|(i, score)| ScoreOut {
                     score,
                     attribution: attribution
