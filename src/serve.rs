@@ -454,6 +454,23 @@ fn parse_accept(h: &HeaderMap) -> Result<Format, ApiError> {
 
 struct Invalid(usize, String);
 
+/// Parses a request body of `content_type` into records of `dim` features: `Ok((flat, rows))`
+/// or `Err((record, problem))`. The entry point of the `request_body` fuzz target; the server
+/// goes through the same parser.
+pub fn parse_request(
+    content_type: &str,
+    body: &[u8],
+    dim: usize,
+) -> Result<(Vec<f64>, usize), (usize, String)> {
+    let fmt = match media_type(content_type).to_ascii_lowercase().as_str() {
+        "text/csv" => Format::Csv,
+        "application/json" => Format::Json,
+        "application/jsonlines" | "application/x-jsonlines" => Format::JsonLines,
+        other => return Err((0, format!("unsupported Content-Type {other:?}"))),
+    };
+    parse_records(fmt, body, dim).map_err(|Invalid(r, m)| (r, m))
+}
+
 /// Parses a request body into a flat row-major matrix with `dim` columns.
 fn parse_records(fmt: Format, body: &[u8], dim: usize) -> Result<(Vec<f64>, usize), Invalid> {
     let mut flat = Vec::new();

@@ -61,6 +61,16 @@ proptest! {
     }
 
     #[test]
+    fn request_bodies_never_panic(sel in 0usize..24, bytes in csv_like()) {
+        let ct = ["text/csv", "application/json", "application/jsonlines"][sel % 3];
+        let dim = 1 + sel / 3;
+        if let Ok((flat, rows)) = rcfops::serve::parse_request(ct, &bytes, dim) {
+            prop_assert_eq!(flat.len(), rows * dim);
+            prop_assert!(flat.iter().all(|v| v.is_finite()));
+        }
+    }
+
+    #[test]
     fn spec_never_panics(text in "[\\[\\]a-z_=\" 0-9.\\n-]{0,300}") {
         let _ = PipelineSpec::parse(&text);
         let _ = Config::parse(&text, "config.toml", std::path::Path::new("/tmp"));
