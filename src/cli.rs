@@ -499,6 +499,48 @@ fn approver_identity(repo: &ModelRepo) -> String {
 }
 
 /// Waits for the agent's decision on `source` (if an agent runs) and prints it.
+/// Waits until both stages serve what the registry derives for them (and a new staging version
+/// has its test result), then prints where each stage stands.
+fn wait_for_stages(reg: &Registry, deadline: std::time::Instant) -> Result<()> {
+    let settled = || -> Result<bool> {
+        let staging = reg.staging_target()?;
+        let tested = match staging {
+            Some(n) => reg.version(n)?.is_some_and(|v| v.staging_result.is_some()),
+            None => true,
+        };
+        Ok(tested
+            && reg.deployed("staging")? == staging
+            && reg.deployed("production")? == reg.production_target()?)
+    };
+    while !settled()? {
+        if std::time::Instant::now() > deadline {
+            println!("the stages are still converging; see `rcfops status`");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let show = |stage: &str| -> Result<String> {
+        Ok(match reg.deployed(stage)? {
+            Some(n) => {
+                let tests = reg
+                    .version(n)?
+                    .and_then(|v| v.staging_result)
+                    .filter(|_| stage == "staging")
+                    .map(|r| format!(" (staging tests {r})"))
+                    .unwrap_or_default();
+                format!("v{n}{tests}")
+            }
+            None => "no model".into(),
+        })
+    };
+    println!(
+        "staging: {}; production: {}",
+        show("staging")?,
+        show("production")?
+    );
+    Ok(())
+}
+
 fn wait_for_decision(cfg: &Config, source_prefix: &str, no_wait: bool) -> Result<i32> {
     if no_wait {
         return Ok(0);
@@ -522,6 +564,7 @@ fn wait_for_decision(cfg: &Config, source_prefix: &str, no_wait: bool) -> Result
                     a.action,
                     a.version.unwrap_or(0)
                 );
+                wait_for_stages(&reg, deadline)?;
                 return Ok(0);
             }
             println!("refused by the agent: {}", a.reason.unwrap_or_default());
@@ -543,6 +586,17 @@ fn cmd_approval(cfg: &Config, action: &str, a: ApprovalArgs) -> Result<i32> {
     let message = a
         .message
         .unwrap_or_else(|| format!("{action} v{n} via rcfops"));
+    if action == "promote" {
+        // Approval times have one-second resolution and a promotion stamped in the second the
+        // staging tests passed is refused as ambiguous: wait that second out.
+        if let Some(ts) = v.staging_ts {
+            let next = ts.floor() + 1.0;
+            let now = crate::registry::now_ts();
+            if now < next {
+                std::thread::sleep(Duration::from_secs_f64(next - now));
+            }
+        }
+    }
     if a.file {
         let file = ApprovalFile {
             action: action.into(),

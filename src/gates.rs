@@ -401,7 +401,15 @@ fn promote_rule(
         )));
     }
     match (v.staging_result.as_deref(), v.staging_ts) {
-        (Some("Passed"), Some(ts)) if req.given_ts >= ts.floor() => {}
+        // Tag times have one-second resolution: a promotion stamped in the very second the
+        // tests passed cannot be shown to come after them, so it is refused too.
+        (Some("Passed"), Some(ts)) if req.given_ts > ts.floor() => {}
+        (Some("Passed"), Some(ts)) if req.given_ts == ts.floor() => {
+            return Ok(Err(format!(
+                "{} refused: it is stamped in the same second v{n} passed its staging tests, so it cannot be shown to come after them; create the promote tag again",
+                req.label
+            )))
+        }
         (Some("Passed"), _) => {
             return Ok(Err(format!(
                 "{} refused: it was given before v{n} passed its staging tests; create a new promote tag",

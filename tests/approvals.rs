@@ -210,14 +210,21 @@ fn cli_approval_commands_create_real_tags_and_files() {
     p.wait_status("staging tests", |s| {
         version(s, 1).unwrap()["staging_tests"] == "Passed"
     });
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let out = p.rcfops(&["promote", "1", "--file"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    p.wait_status("production", |s| stage_version(s, "production") == Some(1));
+    // The command returns once the stages have converged, and says where they stand.
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("staging: v1 (staging tests Passed); production: v1"));
+    assert_eq!(stage_version(&p.status(), "production"), Some(1));
+    let out = p.rcfops(&["reject", "1"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("staging: no model; production: no model")
+    );
+    assert_eq!(stage_version(&p.status(), "production"), None);
     let out = p.rcfops(&["approve", "7"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("there is no version v7"));

@@ -29,11 +29,7 @@ fn approve_and_wait(p: &Project, n: i64) {
 }
 
 fn promote_and_wait(p: &Project, n: i64) {
-    p.tag(
-        &format!("promote/v{n}"),
-        &p.version_commit(n),
-        "lead@bank.example",
-    );
+    p.promote_tag(n, "lead@bank.example");
     p.wait_status(&format!("v{n} in production"), |s| {
         stage_version(s, "production") == Some(n)
     });
