@@ -16,25 +16,6 @@ use common::*;
 use rcfops::model::Model;
 use serde_json::{json, Value};
 
-fn approve_and_wait(p: &Project, n: i64) {
-    p.tag(
-        &format!("approve/v{n}"),
-        &p.version_commit(n),
-        "dana@bank.example",
-    );
-    p.wait_status(&format!("v{n} in staging"), |s| {
-        stage_version(s, "staging") == Some(n)
-            && version(s, n).unwrap()["staging_tests"] == "Passed"
-    });
-}
-
-fn promote_and_wait(p: &Project, n: i64) {
-    p.promote_tag(n, "lead@bank.example");
-    p.wait_status(&format!("v{n} in production"), |s| {
-        stage_version(s, "production") == Some(n)
-    });
-}
-
 /// The registered artifact of version `n`, loaded as the endpoint loads it.
 fn artifact(p: &Project, n: i64) -> Model {
     let digest = p.registry().version(n).unwrap().unwrap().artifact_sha256;
@@ -118,7 +99,7 @@ fn contract_ping_accept_errors_attribution_and_metrics() {
         0.0
     );
 
-    approve_and_wait(&p, 1);
+    p.approve_and_wait(1);
     // The staging tests have called the endpoint too: count from here.
     let before = scrape(&base);
     let records = sample_records(5);
@@ -314,11 +295,11 @@ fn hot_swap_under_load_never_fails_or_mixes_versions() {
     let p = Project::new("");
     let agent = p.start();
     p.wait_version(1);
-    approve_and_wait(&p, 1);
-    promote_and_wait(&p, 1);
+    p.approve_and_wait(1);
+    p.promote_and_wait(1);
     p.commit_spec(|t| t.replace("seed = 42", "seed = 43"), "reseed the forest");
     p.wait_version(2);
-    approve_and_wait(&p, 2);
+    p.approve_and_wait(2);
 
     let records = sample_records(40);
     let x = flat(&records);
@@ -391,7 +372,7 @@ fn hot_swap_under_load_never_fails_or_mixes_versions() {
         .collect();
 
     std::thread::sleep(Duration::from_millis(500));
-    promote_and_wait(&p, 2);
+    p.promote_and_wait(2);
     std::thread::sleep(Duration::from_millis(500));
     let out = p.rcfops(&["rollback", "production", "--reason", "load test rollback"]);
     assert!(
@@ -492,7 +473,7 @@ fn boto3_sagemaker_runtime_client_gets_the_same_scores() {
     let p = Project::new("");
     let agent = p.start();
     p.wait_version(1);
-    approve_and_wait(&p, 1);
+    p.approve_and_wait(1);
 
     let records = sample_records(6);
     let csv = format!("{}\n", records.join("\n"));

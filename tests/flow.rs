@@ -7,25 +7,6 @@ mod common;
 use common::*;
 use rcfops::model::Model;
 
-fn approve_and_wait(p: &Project, n: i64) {
-    p.tag(
-        &format!("approve/v{n}"),
-        &p.version_commit(n),
-        "dana@bank.example",
-    );
-    p.wait_status(&format!("v{n} in staging"), |s| {
-        stage_version(s, "staging") == Some(n)
-            && version(s, n).unwrap()["staging_tests"] == "Passed"
-    });
-}
-
-fn promote_and_wait(p: &Project, n: i64) {
-    p.promote_tag(n, "lead@bank.example");
-    p.wait_status(&format!("v{n} in production"), |s| {
-        stage_version(s, "production") == Some(n)
-    });
-}
-
 #[test]
 fn happy_path_commit_to_production() {
     let p = Project::new("");
@@ -56,7 +37,7 @@ fn happy_path_commit_to_production() {
     let (code, _, body) = post_csv(&agent.staging, "/invocations", &sample_records(1)[0]);
     assert_eq!(code, 503, "{body}");
 
-    approve_and_wait(&p, 1);
+    p.approve_and_wait(1);
     assert_eq!(
         http()
             .get(format!("{}/ping", agent.staging))
@@ -105,7 +86,7 @@ fn happy_path_commit_to_production() {
         .collect();
     assert_eq!(got, expected);
 
-    promote_and_wait(&p, 1);
+    p.promote_and_wait(1);
     let (code, served_by, body) = post_csv(
         &agent.production,
         "/endpoints/card-fraud-prod/invocations",
@@ -187,15 +168,15 @@ fn reject_and_rollback_move_stages_back() {
     let p = Project::new("");
     let _agent = p.start();
     p.wait_version(1);
-    approve_and_wait(&p, 1);
-    promote_and_wait(&p, 1);
+    p.approve_and_wait(1);
+    p.promote_and_wait(1);
     p.commit_spec(
         |t| t.replace("num_trees = 100", "num_trees = 60"),
         "fewer trees",
     );
     p.wait_version(2);
-    approve_and_wait(&p, 2);
-    promote_and_wait(&p, 2);
+    p.approve_and_wait(2);
+    p.promote_and_wait(2);
 
     // Production rollback: back to v1 and held there; staging keeps v2.
     let out = p.rcfops(&["rollback", "production", "--reason", "latency regression"]);
@@ -245,11 +226,11 @@ fn restart_after_kill_registers_nothing_twice_and_reserves() {
     let p = Project::new("");
     let mut agent = p.start();
     p.wait_version(1);
-    approve_and_wait(&p, 1);
-    promote_and_wait(&p, 1);
+    p.approve_and_wait(1);
+    p.promote_and_wait(1);
     p.commit_spec(|t| t.replace("seed = 42", "seed = 9"), "reseed");
     p.wait_version(2);
-    approve_and_wait(&p, 2);
+    p.approve_and_wait(2);
     let before = p.registry();
     let runs_before = before.runs(100).unwrap().len();
     let deployments_before = before
@@ -420,7 +401,7 @@ fn decisions_made_while_the_agent_is_down_apply_at_start() {
     let p = Project::new("");
     let mut agent = p.start();
     p.wait_version(1);
-    approve_and_wait(&p, 1);
+    p.approve_and_wait(1);
     agent.stop();
     p.tag("reject/v1", &p.version_commit(1), "risk@bank.example");
     let agent = p.start();
@@ -430,4 +411,44 @@ fn decisions_made_while_the_agent_is_down_apply_at_start() {
     assert_eq!(version(&s, 1).unwrap()["approval"], "Rejected");
     let (code, _, _) = post_csv(&agent.staging, "/invocations", &sample_records(1)[0]);
     assert_eq!(code, 503);
+}
+
+#[test]
+fn logs_follow_shows_new_runs_as_they_happen() {
+    use std::io::BufRead;
+    let p = Project::new("");
+    let _agent = p.start();
+    p.wait_version(1);
+    let mut follow = p
+        .cmd(&["logs", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The history is printed first...
+    let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert!(first.contains("INFO"), "{first}");
+    // ...then lines of a run that starts after `logs -f` did.
+    p.commit(&[("NOTES.md", b"follow me\n")], "follow me");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = false;
+    while std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            if l.contains("registered v2") && l.contains("run=2") {
+                seen = true;
+                break;
+            }
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(seen, "`rcfops logs -f` did not show run 2 registering v2");
 }

@@ -219,6 +219,27 @@ staging_test_records = 60
         self.tag(&format!("promote/v{n}"), &v.commit, email)
     }
 
+    /// Approves vN (as dana@bank.example) and waits until staging serves it, tests passed.
+    pub fn approve_and_wait(&self, n: i64) {
+        self.tag(
+            &format!("approve/v{n}"),
+            &self.version_commit(n),
+            "dana@bank.example",
+        );
+        self.wait_status(&format!("v{n} in staging"), |s| {
+            stage_version(s, "staging") == Some(n)
+                && version(s, n).unwrap()["staging_tests"] == "Passed"
+        });
+    }
+
+    /// Promotes vN (as lead@bank.example) and waits until production serves it.
+    pub fn promote_and_wait(&self, n: i64) {
+        self.promote_tag(n, "lead@bank.example");
+        self.wait_status(&format!("v{n} in production"), |s| {
+            stage_version(s, "production") == Some(n)
+        });
+    }
+
     pub fn lightweight_tag(&self, name: &str, commit: &str) {
         let repo = self.repo();
         let obj = repo
