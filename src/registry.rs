@@ -308,6 +308,22 @@ impl Registry {
         Ok(f(&mut c)?)
     }
 
+    /// Runs a query and maps every row (statements are cached per connection).
+    fn query<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(sql)?;
+            let v = st
+                .query_map(params, map)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
     pub fn integrity_check(&self) -> Result<String> {
         self.with(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
     }
@@ -454,15 +470,11 @@ impl Registry {
     }
 
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>> {
-        self.with(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {RUN_COLS} FROM runs ORDER BY run DESC LIMIT ?1"
-            ))?;
-            let v = st
-                .query_map([limit as i64], run_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(v)
-        })
+        self.query(
+            &format!("SELECT {RUN_COLS} FROM runs ORDER BY run DESC LIMIT ?1"),
+            [limit as i64],
+            run_row,
+        )
     }
 
     pub fn run(&self, run: i64) -> Result<Option<RunRow>> {
@@ -477,22 +489,19 @@ impl Registry {
     }
 
     pub fn steps(&self, run: i64) -> Result<Vec<StepRow>> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT step, status, duration_ms, error FROM steps WHERE run = ?1 ORDER BY started_ts, rowid",
-            )?;
-            let v = st
-                .query_map([run], |r| {
-                    Ok(StepRow {
-                        step: r.get(0)?,
-                        status: r.get(1)?,
-                        duration_ms: r.get(2)?,
-                        error: r.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(v)
-        })
+        self.query(
+            "SELECT step, status, duration_ms, error FROM steps
+             WHERE run = ?1 ORDER BY started_ts, rowid",
+            [run],
+            |r| {
+                Ok(StepRow {
+                    step: r.get(0)?,
+                    status: r.get(1)?,
+                    duration_ms: r.get(2)?,
+                    error: r.get(3)?,
+                })
+            },
+        )
     }
 
     // ---- versions ---------------------------------------------------------------------
@@ -559,15 +568,11 @@ impl Registry {
     }
 
     pub fn versions(&self) -> Result<Vec<VersionRow>> {
-        self.with(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {VERSION_COLS} FROM versions ORDER BY version"
-            ))?;
-            let v = st
-                .query_map([], version_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(v)
-        })
+        self.query(
+            &format!("SELECT {VERSION_COLS} FROM versions ORDER BY version"),
+            [],
+            version_row,
+        )
     }
 
     pub fn version(&self, n: i64) -> Result<Option<VersionRow>> {
@@ -663,28 +668,25 @@ impl Registry {
     }
 
     pub fn approvals(&self) -> Result<Vec<ApprovalRow>> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT id, source, action, version, stage, approver, method, given_ts, outcome, reason FROM approvals ORDER BY id",
-            )?;
-            let v = st
-                .query_map([], |r| {
-                    Ok(ApprovalRow {
-                        id: r.get(0)?,
-                        source: r.get(1)?,
-                        action: r.get(2)?,
-                        version: r.get(3)?,
-                        stage: r.get(4)?,
-                        approver: r.get(5)?,
-                        method: r.get(6)?,
-                        given_ts: r.get(7)?,
-                        outcome: r.get(8)?,
-                        reason: r.get(9)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(v)
-        })
+        self.query(
+            "SELECT id, source, action, version, stage, approver, method, given_ts, outcome, reason
+             FROM approvals ORDER BY id",
+            [],
+            |r| {
+                Ok(ApprovalRow {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    action: r.get(2)?,
+                    version: r.get(3)?,
+                    stage: r.get(4)?,
+                    approver: r.get(5)?,
+                    method: r.get(6)?,
+                    given_ts: r.get(7)?,
+                    outcome: r.get(8)?,
+                    reason: r.get(9)?,
+                })
+            },
+        )
     }
 
     // ---- stages -----------------------------------------------------------------------
@@ -787,26 +789,24 @@ impl Registry {
     }
 
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditRow>> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT id, at_ts, actor, how, event, version, run, detail FROM audit ORDER BY id DESC LIMIT ?1",
-            )?;
-            let mut v = st
-                .query_map([limit as i64], |r| {
-                    Ok(AuditRow {
-                        id: r.get(0)?,
-                        at_ts: r.get(1)?,
-                        actor: r.get(2)?,
-                        how: r.get(3)?,
-                        event: r.get(4)?,
-                        version: r.get(5)?,
-                        run: r.get(6)?,
-                        detail: r.get(7)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            v.reverse();
-            Ok(v)
-        })
+        let mut v = self.query(
+            "SELECT id, at_ts, actor, how, event, version, run, detail
+             FROM audit ORDER BY id DESC LIMIT ?1",
+            [limit as i64],
+            |r| {
+                Ok(AuditRow {
+                    id: r.get(0)?,
+                    at_ts: r.get(1)?,
+                    actor: r.get(2)?,
+                    how: r.get(3)?,
+                    event: r.get(4)?,
+                    version: r.get(5)?,
+                    run: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            },
+        )?;
+        v.reverse();
+        Ok(v)
     }
 }
