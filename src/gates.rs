@@ -223,12 +223,11 @@ pub fn pending_requests(
         .map(from_tag)
         .collect();
     reqs.extend(read_files(&cfg.approvals.dir));
-    let mut fresh = Vec::new();
-    for r in reqs {
-        if !reg.approval_seen(&r.source).map_err(|e| e.to_string())? {
-            fresh.push(r);
-        }
-    }
+    let seen = reg.approval_sources().map_err(|e| e.to_string())?;
+    let mut fresh: Vec<Request> = reqs
+        .into_iter()
+        .filter(|r| !seen.contains(&r.source))
+        .collect();
     fresh.sort_by(|a, b| {
         a.given_ts
             .total_cmp(&b.given_ts)

@@ -616,14 +616,12 @@ impl Registry {
 
     // ---- approvals --------------------------------------------------------------------
 
-    pub fn approval_seen(&self, source: &str) -> Result<bool> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM approvals WHERE source = ?1)",
-                [source],
-                |r| r.get(0),
-            )
-        })
+    /// Every approval source decided so far.
+    pub fn approval_sources(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .query("SELECT source FROM approvals", [], |r| r.get(0))?
+            .into_iter()
+            .collect())
     }
 
     /// Records a decision and, when accepted, its effect, in one transaction.
