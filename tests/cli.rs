@@ -198,3 +198,23 @@ fn status_and_runs_read_the_registry() {
         "{runs}"
     );
 }
+
+#[test]
+fn one_agent_per_state_folder() {
+    let p = Project::new("");
+    let _agent = p.start();
+    p.wait_version(1);
+    let out = p
+        .cmd(&["up"])
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another rcfops agent is already running"),
+        "{err}"
+    );
+    // The running agent is unaffected.
+    assert_eq!(p.status()["agent_running"], true);
+}
