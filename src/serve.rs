@@ -588,15 +588,27 @@ struct ScoreOut {
 }
 
 async fn invoke(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Response {
-    match invoke_inner(ctx, headers, body).await {
+    // One snapshot of the slot per request: the whole batch is scored by this version, and
+    // every answer (errors included) names it.
+    let deployed = ctx.ep.current();
+    let version = deployed.as_ref().map(|d| d.version);
+    let mut r = match invoke_inner(ctx, deployed, headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if let Some(v) = version {
+        r.headers_mut().insert(VERSION_HEADER, HeaderValue::from(v));
     }
+    r
 }
 
-async fn invoke_inner(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    // One snapshot of the slot per request: the whole batch is scored by this version.
-    let deployed = ctx.ep.current().ok_or_else(|| no_model(&ctx.ep))?;
+async fn invoke_inner(
+    ctx: &Ctx,
+    deployed: Option<Arc<Deployed>>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let deployed = deployed.ok_or_else(|| no_model(&ctx.ep))?;
     let fmt = parse_content_type(headers)?;
     let accept = parse_accept(headers)?;
     let attribution = headers
@@ -638,7 +650,6 @@ async fn invoke_inner(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Result<Resp
             ))
         }
     };
-    let version = deployed.version;
     let max_attr = ctx.limits.max_attribution_records;
     let large = bytes.len() >= BLOCKING_BYTES;
     let work = move || score(&deployed.model, fmt, &bytes, attribution, max_attr);
@@ -670,9 +681,8 @@ async fn invoke_inner(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Result<Resp
         }
     };
     let mut r = Response::new(Body::from(body));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    h.insert(VERSION_HEADER, HeaderValue::from(version));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     Ok(r)
 }
 

@@ -214,3 +214,37 @@ pub fn parse_scores(text: &str, accept: &str) -> Result<Vec<f64>, String> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_scores;
+
+    #[test]
+    fn scores_parse_back_to_the_exact_same_bits() {
+        // Shortest round-trip texts whose nearest f64 a fast, not correctly rounded parser can
+        // miss by one ulp; the staging tests compare scores for bit equality.
+        let xs = [
+            0.5229772732153215,
+            1.4707069804958892,
+            2.2250738585072014e-308,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            9007199254740993.0,
+            5e-324,
+        ];
+        let body = format!(
+            "{{\"scores\":[{}]}}",
+            xs.iter()
+                .map(|x| format!("{{\"score\":{x}}}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(parse_scores(&body, "application/json").unwrap(), xs);
+        for i in 0..20_000u64 {
+            let x = (i as f64).mul_add(0.000_137_1, 1.0).ln() * std::f64::consts::PI;
+            let back =
+                parse_scores(&format!("{{\"score\":{x}}}\n"), "application/jsonlines").unwrap();
+            assert_eq!(back[0].to_bits(), x.to_bits(), "{x}");
+        }
+    }
+}

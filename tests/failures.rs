@@ -244,6 +244,8 @@ fn bad_request_bodies_get_4xx_and_the_endpoint_keeps_serving() {
             .send()
             .unwrap();
         assert_eq!(r.status().as_u16(), code, "{ct} {msg}");
+        // Every answer, errors included, names the version that was serving.
+        assert_eq!(r.headers()["x-rcfops-model-version"], "1", "{ct} {msg}");
         assert_eq!(r.headers()["content-type"], "application/json");
         let v: Value = r.json().unwrap();
         assert!(v["Message"].as_str().unwrap().contains(msg), "{ct}: {v}");

@@ -100,6 +100,21 @@ fn happy_path_commit_to_production() {
         .map(|s| s["score"].as_f64().unwrap())
         .collect();
     assert_eq!(prod, expected);
+    // `rcfops score` prints one score a line, the same ones.
+    let file = p.dir.path().join("records.csv");
+    std::fs::write(&file, records.join("\n")).unwrap();
+    let out = p.rcfops(&["score", "--stage", "production", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Vec<f64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(printed, expected);
     // The runtime path must name this stage's endpoint.
     let (code, _, body) = post_csv(
         &agent.production,
