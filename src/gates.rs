@@ -9,7 +9,9 @@
 //!
 //! Also owns the approval-file format written by `rcfops approve|promote|reject|rollback --file`.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -111,12 +113,19 @@ fn from_tag(t: &ApprovalTag) -> Request {
     }
 }
 
+/// Approval files already read, by name, with the size and modification time they had, so a
+/// pass only reads files that are new or changed.
+#[derive(Debug, Default)]
+pub struct FileCache(HashMap<String, (u64, Option<SystemTime>, Request)>);
+
 /// Reads approval requests from the approvals folder.
-pub fn read_files(dir: &Path) -> Vec<Request> {
+pub fn read_files(dir: &Path, cache: &mut FileCache) -> Vec<Request> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else {
+        cache.0.clear();
         return out;
     };
+    let mut present = HashSet::new();
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if name.starts_with('.') || !name.ends_with(".toml") {
@@ -147,6 +156,14 @@ pub fn read_files(dir: &Path) -> Vec<Request> {
             ));
             out.push(req);
             continue;
+        }
+        present.insert(name.clone());
+        let stamp = (meta.len(), meta.modified().ok());
+        if let Some((len, modified, cached)) = cache.0.get(&name) {
+            if (*len, *modified) == stamp {
+                out.push(cached.clone());
+                continue;
+            }
         }
         if meta.len() > MAX_FILE {
             req.source = format!("file:{name}@size{}", meta.len());
@@ -205,8 +222,10 @@ pub fn read_files(dir: &Path) -> Vec<Request> {
                 }
             }
         }
+        cache.0.insert(name, (stamp.0, stamp.1, req.clone()));
         out.push(req);
     }
+    cache.0.retain(|name, _| present.contains(name));
     out
 }
 
@@ -215,6 +234,7 @@ pub fn pending_requests(
     repo: &ModelRepo,
     cfg: &Config,
     reg: &Registry,
+    files: &mut FileCache,
 ) -> Result<Vec<Request>, String> {
     let mut reqs: Vec<Request> = repo
         .approval_tags()
@@ -222,7 +242,7 @@ pub fn pending_requests(
         .iter()
         .map(from_tag)
         .collect();
-    reqs.extend(read_files(&cfg.approvals.dir));
+    reqs.extend(read_files(&cfg.approvals.dir, files));
     let seen = reg.approval_sources().map_err(|e| e.to_string())?;
     let mut fresh: Vec<Request> = reqs
         .into_iter()
@@ -439,9 +459,14 @@ fn short(s: &str) -> &str {
 }
 
 /// Decides every pending request in order; returns how many were accepted.
-pub fn process(repo: &ModelRepo, cfg: &Config, reg: &Registry) -> Result<usize, String> {
+pub fn process(
+    repo: &ModelRepo,
+    cfg: &Config,
+    reg: &Registry,
+    files: &mut FileCache,
+) -> Result<usize, String> {
     let mut accepted = 0;
-    for req in pending_requests(repo, cfg, reg)? {
+    for req in pending_requests(repo, cfg, reg, files)? {
         let d = judge(&req, cfg, reg)?;
         match &d.outcome {
             Ok(()) => {
@@ -482,4 +507,43 @@ pub fn write_file(dir: &Path, file: &ApprovalFile) -> std::io::Result<std::path:
     let path = dir.join(name);
     std::fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_read_again_only_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("approve-v1.toml");
+        let text = "action = \"approve\"\nversion = 1\ncommit = \"abc\"\napprover = \"a@b.c\"\ncreated = \"2026-01-01T00:00:00Z\"\n";
+        std::fs::write(&path, text).unwrap();
+        let mut cache = FileCache::default();
+        let first = read_files(dir.path(), &mut cache);
+        assert_eq!(first.len(), 1);
+        assert!(first[0].defect.is_none(), "{:?}", first[0].defect);
+
+        // Same size and modification time: the cached reading is used (the file is not read).
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, text.replace("a@b.c", "x@y.z")).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(read_files(dir.path(), &mut cache)[0].approver, "a@b.c");
+
+        // A real change (size or time) is read again and is a new source.
+        std::fs::write(&path, text.replace("a@b.c", "lead@bank.example")).unwrap();
+        let again = read_files(dir.path(), &mut cache);
+        assert_eq!(again[0].approver, "lead@bank.example");
+        assert_ne!(again[0].source, first[0].source);
+
+        // Removed files leave the cache.
+        std::fs::remove_file(&path).unwrap();
+        assert!(read_files(dir.path(), &mut cache).is_empty());
+        assert!(cache.0.is_empty());
+    }
 }

@@ -51,6 +51,8 @@ pub struct Reconciler {
     reported_vanished: std::collections::HashSet<String>,
     /// Deployments refused (stage, version), audited once until they succeed.
     refused_deploys: std::collections::HashSet<(String, i64)>,
+    /// Approval files read in earlier passes (re-read only when changed).
+    approval_files: crate::gates::FileCache,
 }
 
 impl Reconciler {
@@ -78,6 +80,7 @@ impl Reconciler {
             last_problem: None,
             reported_vanished: Default::default(),
             refused_deploys: Default::default(),
+            approval_files: Default::default(),
         }
     }
 
@@ -95,7 +98,9 @@ impl Reconciler {
             Err(e) => return self.problem(e.to_string()),
         };
         self.refresh_names(&repo);
-        if let Err(e) = crate::gates::process(&repo, &self.cfg, &self.registry) {
+        if let Err(e) =
+            crate::gates::process(&repo, &self.cfg, &self.registry, &mut self.approval_files)
+        {
             self.problem(format!("approvals: {e}"));
         }
         self.report_vanished_tags(&repo);
