@@ -195,6 +195,9 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Up => {
+            if !agent::agent_running(&cfg) {
+                crate::logging::rotate_if_large(&cfg.log_path(), crate::logging::ROTATE_BYTES)?;
+            }
             crate::logging::init(Some(&cfg.log_path()), cli.verbose)?;
             if agent::init_repo(&cfg)? {
                 tracing::info!(

@@ -1,7 +1,8 @@
 //! Logging: human-readable lines on stderr and JSON lines in the state folder.
 //!
 //! Owns the tracing subscriber. Run lines carry the run id and commit through the `run` span;
-//! the JSON file is what `rcfops logs [-f] [--run N]` reads.
+//! the JSON file is what `rcfops logs [-f] [--run N]` reads. When the agent starts, a log over
+//! [`ROTATE_BYTES`] is moved to `<name>.1` (replacing the previous one), so it stays bounded.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -10,6 +11,22 @@ use std::sync::Mutex;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+/// Size over which the JSON log is rotated when the agent starts.
+pub const ROTATE_BYTES: u64 = 64 << 20;
+
+/// Moves `path` to `path.1` when it is larger than `limit`; returns whether it did.
+pub fn rotate_if_large(path: &Path, limit: u64) -> std::io::Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > limit => {
+            let mut old = path.as_os_str().to_owned();
+            old.push(".1");
+            std::fs::rename(path, old)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
 
 /// Installs the global subscriber. `json_file`: where to append JSON lines (created if needed).
 pub fn init(json_file: Option<&Path>, verbose: bool) -> std::io::Result<()> {
@@ -47,4 +64,24 @@ pub fn init(json_file: Option<&Path>, verbose: bool) -> std::io::Result<()> {
         .with(json)
         .try_init();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn large_logs_move_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("agent.log.jsonl");
+        std::fs::write(&p, vec![b'x'; 100]).unwrap();
+        assert!(!super::rotate_if_large(&p, 100).unwrap());
+        std::fs::write(&p, vec![b'x'; 101]).unwrap();
+        assert!(super::rotate_if_large(&p, 100).unwrap());
+        assert!(!p.exists());
+        assert_eq!(
+            std::fs::read(d.path().join("agent.log.jsonl.1"))
+                .unwrap()
+                .len(),
+            101
+        );
+    }
 }
