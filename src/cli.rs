@@ -610,13 +610,7 @@ fn cmd_approval(cfg: &Config, action: &str, a: ApprovalArgs) -> Result<i32> {
             created: format_ts(crate::registry::now_ts().ceil()),
             reason: Some(message),
         };
-        let path = gates::write_file(&cfg.approvals.dir, &file)?;
-        println!("wrote {}", path.display());
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        return wait_for_decision(cfg, &format!("file:{name}@"), a.no_wait);
+        return submit_file(cfg, &file, a.no_wait);
     }
     let name = format!("{action}/v{n}");
     let oid = repo
@@ -640,7 +634,12 @@ fn cmd_rollback(cfg: &Config, stage: &str, reason: Option<String>, no_wait: bool
         created: format_ts(crate::registry::now_ts().ceil()),
         reason: Some(reason.unwrap_or_else(|| format!("rollback {stage} via rcfops"))),
     };
-    let path = gates::write_file(&cfg.approvals.dir, &file)?;
+    submit_file(cfg, &file, no_wait)
+}
+
+/// Writes an approval file and waits for the agent's decision on it.
+fn submit_file(cfg: &Config, file: &ApprovalFile, no_wait: bool) -> Result<i32> {
+    let path = gates::write_file(&cfg.approvals.dir, file)?;
     println!("wrote {}", path.display());
     let name = path
         .file_name()

@@ -191,14 +191,20 @@ impl ModelRepo {
         Ok(obj.peel_to_commit()?.id().to_string())
     }
 
+    /// The tree entry at `path` in the commit, if there is one.
+    fn tree_entry(&self, commit: &str, path: &str) -> Result<Option<git2::TreeEntry<'static>>> {
+        let c = self.repo.find_commit(Oid::from_str(commit)?)?;
+        match c.tree()?.get_path(Path::new(path)) {
+            Ok(e) => Ok(Some(e)),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads `path` from the commit's tree. `Ok(None)` when the file is not in the commit.
     pub fn read_file(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
-        let c = self.repo.find_commit(Oid::from_str(commit)?)?;
-        let tree = c.tree()?;
-        let entry = match tree.get_path(Path::new(path)) {
-            Ok(e) => e,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(entry) = self.tree_entry(commit, path)? else {
+            return Ok(None);
         };
         let obj = entry.to_object(&self.repo)?;
         match obj.into_blob() {
@@ -213,12 +219,8 @@ impl ModelRepo {
     /// Size in bytes of `path` in the commit's tree, read from the object header (the blob is
     /// not loaded). `Ok(None)` when the file is not in the commit.
     pub fn file_size(&self, commit: &str, path: &str) -> Result<Option<u64>> {
-        let c = self.repo.find_commit(Oid::from_str(commit)?)?;
-        let tree = c.tree()?;
-        let entry = match tree.get_path(Path::new(path)) {
-            Ok(e) => e,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(entry) = self.tree_entry(commit, path)? else {
+            return Ok(None);
         };
         let (size, _) = self.repo.odb()?.read_header(entry.id())?;
         Ok(Some(size as u64))
