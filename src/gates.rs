@@ -70,6 +70,8 @@ pub struct Request {
     pub defect: Option<String>,
     /// The raw tag object, for signature checks (empty for files).
     pub raw: Vec<u8>,
+    /// The approver's words: the tag message (without a signature) or the file's `reason`.
+    pub note: String,
 }
 
 /// Largest approval file read.
@@ -110,6 +112,13 @@ fn from_tag(t: &ApprovalTag) -> Request {
         given_ts: t.tagged_ts.unwrap_or(0) as f64,
         defect,
         raw: t.raw.clone(),
+        note: t
+            .message
+            .split("-----BEGIN SSH SIGNATURE-----")
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
     }
 }
 
@@ -148,6 +157,7 @@ pub fn read_files(dir: &Path, cache: &mut FileCache) -> Vec<Request> {
             given_ts: 0.0,
             defect: None,
             raw: Vec::new(),
+            note: String::new(),
         };
         if meta.file_type().is_symlink() || !meta.is_file() {
             req.source = format!("file:{name}@link");
@@ -190,6 +200,7 @@ pub fn read_files(dir: &Path, cache: &mut FileCache) -> Vec<Request> {
                 req.commit = f.commit.clone();
                 req.stage = f.stage.clone();
                 req.approver = f.approver.trim().to_string();
+                req.note = f.reason.clone().unwrap_or_default();
                 match time::OffsetDateTime::parse(
                     &f.created,
                     &time::format_description::well_known::Rfc3339,
@@ -270,6 +281,7 @@ pub fn judge(req: &Request, cfg: &Config, reg: &Registry) -> Result<Decision, St
         },
         method: req.method.clone(),
         given_ts: req.given_ts,
+        note: req.note.clone(),
         outcome: Ok(()),
     };
     d.outcome = verdict(req, cfg, reg, &mut d)?;

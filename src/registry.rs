@@ -216,12 +216,25 @@ pub struct Decision {
     pub approver: String,
     pub method: String,
     pub given_ts: f64,
+    /// The approver's words: the tag message or the file's `reason`.
+    pub note: String,
     /// `Ok(())` = accepted (the effect is applied), `Err(reason)` = refused.
     pub outcome: std::result::Result<(), String>,
 }
 
 pub struct Registry {
     conn: Mutex<Connection>,
+}
+
+/// What is recorded on a rejected version: who, how, from where, and their words.
+fn reject_reason(d: &Decision) -> String {
+    let mut r = format!("rejected by {} via {} ({})", d.approver, d.method, d.source);
+    let note = d.note.trim();
+    if !note.is_empty() {
+        r.push_str(": ");
+        r.push_str(note);
+    }
+    r
 }
 
 fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
@@ -648,7 +661,7 @@ impl Registry {
                     ("reject", Some(n)) => {
                         tx.execute(
                             &format!("UPDATE versions SET approval = '{REJECTED}', approval_ts = ?2, reject_reason = ?3 WHERE version = ?1"),
-                            params![n, now_ts(), format!("rejected by {} via {} ({})", d.approver, d.method, d.source)],
+                            params![n, now_ts(), reject_reason(d)],
                         )?;
                     }
                     _ => {}

@@ -232,6 +232,14 @@ fn reject_and_rollback_move_stages_back() {
     assert!(out.status.success());
     let s = p.wait_status("staging empty", |s| stage_version(s, "staging").is_none());
     assert_eq!(version(&s, 1).unwrap()["approval"], "Rejected");
+    let why = version(&s, 1).unwrap()["reject_reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        why.ends_with(": bad scores"),
+        "the reason given is recorded: {why}"
+    );
     // A rejected production version is withdrawn: nothing approved remains.
     assert_eq!(stage_version(&s, "production"), None);
 }
