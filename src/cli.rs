@@ -609,12 +609,17 @@ fn cmd_approval(cfg: &Config, action: &str, a: ApprovalArgs) -> Result<i32> {
             approver: approver_identity(&repo),
             created: format_ts(crate::registry::now_ts().ceil()),
             reason: Some(message),
+            via: Some("cli".into()),
         };
         return submit_file(cfg, &file, a.no_wait);
     }
     let name = format!("{action}/v{n}");
     let oid = repo
-        .create_tag(&name, &v.commit, &message)
+        .create_tag(
+            &name,
+            &v.commit,
+            &format!("{message}\n\n{}", gates::CLI_TRAILER),
+        )
         .map_err(|e| anyhow!("{e}"))?;
     println!("created annotated tag {name} on {}", short(&v.commit));
     wait_for_decision(cfg, &format!("tag:{name}@{oid}"), a.no_wait)
@@ -633,6 +638,7 @@ fn cmd_rollback(cfg: &Config, stage: &str, reason: Option<String>, no_wait: bool
         approver: approver_identity(&repo),
         created: format_ts(crate::registry::now_ts().ceil()),
         reason: Some(reason.unwrap_or_else(|| format!("rollback {stage} via rcfops"))),
+        via: Some("cli".into()),
     };
     submit_file(cfg, &file, no_wait)
 }

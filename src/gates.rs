@@ -41,7 +41,14 @@ pub struct ApprovalFile {
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `"cli"` when written by `rcfops` (recorded as the audit's "how").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
+
+/// Trailer `rcfops approve|promote|reject` adds to the tags it creates, so the audit can tell a
+/// CLI approval from a hand-made tag.
+pub const CLI_TRAILER: &str = "Approved-with: rcfops-cli";
 
 impl ApprovalFile {
     /// Parses an approval file's bytes; the error says what is wrong in words.
@@ -108,7 +115,11 @@ fn from_tag(t: &ApprovalTag) -> Request {
         stage: None,
         commit: t.target.clone(),
         approver: t.tagger_email.clone().unwrap_or_default(),
-        method: "tag".into(),
+        method: if t.message.lines().any(|l| l.trim() == CLI_TRAILER) {
+            "cli".into()
+        } else {
+            "tag".into()
+        },
         given_ts: t.tagged_ts.unwrap_or(0) as f64,
         defect,
         raw: t.raw.clone(),
@@ -117,6 +128,10 @@ fn from_tag(t: &ApprovalTag) -> Request {
             .split("-----BEGIN SSH SIGNATURE-----")
             .next()
             .unwrap_or("")
+            .lines()
+            .filter(|l| l.trim() != CLI_TRAILER)
+            .collect::<Vec<_>>()
+            .join("\n")
             .trim()
             .to_string(),
     }
@@ -201,6 +216,9 @@ pub fn read_files(dir: &Path, cache: &mut FileCache) -> Vec<Request> {
                 req.stage = f.stage.clone();
                 req.approver = f.approver.trim().to_string();
                 req.note = f.reason.clone().unwrap_or_default();
+                if f.via.as_deref() == Some("cli") {
+                    req.method = "cli".into();
+                }
                 match time::OffsetDateTime::parse(
                     &f.created,
                     &time::format_description::well_known::Rfc3339,
@@ -319,7 +337,7 @@ fn verdict(
         ));
     }
     if cfg.approvals.require_signed && (req.action == "approve" || req.action == "promote") {
-        if req.method != "tag" {
+        if !req.source.starts_with("tag:") {
             return e(format!(
                 "{} refused: require_signed is on, so {} needs a signed tag (git tag -s {}/vN); approval files cannot be signed",
                 req.label, req.action, req.action

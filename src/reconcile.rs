@@ -287,7 +287,10 @@ impl Reconciler {
             return;
         };
         for a in approvals {
-            if a.method != "tag" || a.outcome != "accepted" || present.contains(&a.source) {
+            if !a.source.starts_with("tag:")
+                || a.outcome != "accepted"
+                || present.contains(&a.source)
+            {
                 continue;
             }
             if self.reported_vanished.insert(a.source.clone()) {

@@ -225,6 +225,20 @@ fn cli_approval_commands_create_real_tags_and_files() {
         String::from_utf8_lossy(&out.stdout).contains("staging: no model; production: no model")
     );
     assert_eq!(stage_version(&p.status(), "production"), None);
+    // The audit tells CLI approvals from hand-made tags and files.
+    let methods: Vec<(String, String)> = p
+        .registry()
+        .approvals()
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.action, a.method))
+        .collect();
+    for action in ["approve", "promote", "reject"] {
+        assert!(
+            methods.contains(&(action.to_string(), "cli".to_string())),
+            "{methods:?}"
+        );
+    }
     let out = p.rcfops(&["approve", "7"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("there is no version v7"));

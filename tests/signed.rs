@@ -95,6 +95,19 @@ fn only_tags_signed_by_allowed_keys_are_accepted() {
     assert!(why.contains("mallory@bank.example has no key"), "{why}");
     p.delete_tag("approve/v1");
 
+    // `rcfops approve` makes an annotated, unsigned tag: refused for the signature.
+    let mut git_cfg = p.repo().config().unwrap();
+    git_cfg.set_str("user.name", "Lead").unwrap();
+    git_cfg.set_str("user.email", "lead@bank.example").unwrap();
+    let out = p.rcfops(&["approve", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("require_signed is on and it is not signed"),
+        "{text}"
+    );
+    p.delete_tag("approve/v1");
+
     // An approval file cannot be signed.
     let out = p.rcfops(&["approve", "1", "--file"]);
     assert_eq!(
