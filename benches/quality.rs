@@ -17,9 +17,8 @@
 
 use std::path::PathBuf;
 
-use rcfops::data::Table;
 use rcfops::pipeline::{self, Dataset};
-use rcfops::spec::{DataSpec, PreprocessSpec, Scaling};
+use rcfops::spec::{PreprocessSpec, Scaling};
 
 /// Baselines from `../shared/datasets/README.md`: table "Measured baselines" (scikit-learn
 /// `IsolationForest(n_estimators=100, max_samples=256)`, median of seeds 0–4) and table
@@ -67,19 +66,7 @@ fn load(dir: &std::path::Path, name: &str) -> Dataset {
         )
     });
     let file = path.display().to_string();
-    let table = Table::parse_csv(&bytes, &file).unwrap_or_else(|e| panic!("{e}"));
-    pipeline::select(
-        &table,
-        &DataSpec {
-            path: file.clone(),
-            label: "label".into(),
-            features: None,
-            exclude: vec![],
-            max_bytes: u64::MAX,
-        },
-        &file,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    pipeline::load_labelled(&bytes, &file, "label", &[]).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Median (ROC-AUC, PR-AUC) over seeds `0..seeds`: train on all rows, score all rows.

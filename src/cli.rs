@@ -16,12 +16,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::agent;
 use crate::artifacts::ArtifactStore;
 use crate::config::Config;
-use crate::data::Table;
 use crate::gates::{self, ApprovalFile};
 use crate::pipeline::{self, Cancel, Outcome, RunEnv};
 use crate::registry::{format_ts, Registry};
 use crate::repo::ModelRepo;
-use crate::spec::{DataSpec, PreprocessSpec, Scaling};
+use crate::spec::{PreprocessSpec, Scaling};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -783,20 +782,9 @@ fn cmd_eval(a: EvalArgs) -> Result<i32> {
         std::fs::read(&a.data).with_context(|| format!("cannot read {}", a.data.display()))?;
     let name = a.data.display().to_string();
     let t0 = std::time::Instant::now();
-    let table = Table::parse_csv(&bytes, &name).map_err(|e| anyhow!("{e}"))?;
+    let data =
+        pipeline::load_labelled(&bytes, &name, &a.label, &a.exclude).map_err(|e| anyhow!(e))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let data = pipeline::select(
-        &table,
-        &DataSpec {
-            path: name.clone(),
-            label: a.label.clone(),
-            features: None,
-            exclude: a.exclude.clone(),
-            max_bytes: u64::MAX,
-        },
-        &name,
-    )
-    .map_err(|e| anyhow!(e))?;
     let Some(scaling) = Scaling::from_name(&a.scaling) else {
         bail!(
             "--scaling {:?}: use auto, robust, standard or none",
@@ -831,7 +819,7 @@ fn cmd_eval(a: EvalArgs) -> Result<i32> {
                 "score_ms": t.timings.score_ms,
                 "total_ms": t.timings.total_ms + load_ms,
             },
-            "rows": table.rows(),
+            "rows": data.x.nrows(),
             "features": data.features,
         });
         println!("{}", serde_json::to_string(&doc)?);
@@ -840,7 +828,7 @@ fn cmd_eval(a: EvalArgs) -> Result<i32> {
     let m = &t.metrics;
     println!(
         "data        {name}: {} rows, {} features",
-        table.rows(),
+        data.x.nrows(),
         data.features.len()
     );
     println!(

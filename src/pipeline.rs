@@ -98,6 +98,28 @@ pub fn select(table: &Table, data: &DataSpec, file: &str) -> Result<Dataset, Str
     })
 }
 
+/// Parses a labelled CSV and selects every column but `label` and `exclude` as features:
+/// what `rcfops eval` and the quality benchmarks load, with the pipeline's own checks.
+pub fn load_labelled(
+    bytes: &[u8],
+    file: &str,
+    label: &str,
+    exclude: &[String],
+) -> Result<Dataset, String> {
+    let table = Table::parse_csv(bytes, file).map_err(|e| e.to_string())?;
+    select(
+        &table,
+        &DataSpec {
+            path: file.to_string(),
+            label: label.to_string(),
+            features: None,
+            exclude: exclude.to_vec(),
+            max_bytes: u64::MAX,
+        },
+        file,
+    )
+}
+
 /// Held-out records the staging tests send to the live endpoint, with the scores evaluation
 /// gave them.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]

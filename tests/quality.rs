@@ -5,9 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rcfops::data::Table;
 use rcfops::pipeline::{self, Dataset};
-use rcfops::spec::{DataSpec, PipelineSpec, PreprocessSpec, Scaling};
+use rcfops::spec::{PipelineSpec, PreprocessSpec, Scaling};
 
 fn datasets() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
@@ -24,19 +23,7 @@ fn load(name: &str) -> Dataset {
     let path = datasets().join(format!("{name}.csv"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let file = path.display().to_string();
-    let table = Table::parse_csv(&bytes, &file).unwrap();
-    pipeline::select(
-        &table,
-        &DataSpec {
-            path: file.clone(),
-            label: "label".into(),
-            features: None,
-            exclude: vec![],
-            max_bytes: u64::MAX,
-        },
-        &file,
-    )
-    .unwrap()
+    pipeline::load_labelled(&bytes, &file, "label", &[]).unwrap()
 }
 
 /// (ROC-AUC, PR-AUC), trained and scored on all rows, seed 0.
