@@ -158,6 +158,10 @@ pub async fn run(
         cfg.repo.branch
     );
 
+    if let Some(notice) = cfg.identity_notice() {
+        tracing::warn!("{notice}");
+    }
+
     let debounce = Duration::from_millis(cfg.agent.debounce_ms);
     let mut resync = tokio::time::interval(Duration::from_millis(cfg.agent.resync_ms));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

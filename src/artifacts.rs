@@ -19,6 +19,28 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Writes `bytes` to `path` atomically: a temporary file beside it (named `.tmp-…`, which
+/// [`ArtifactStore::clean_temporaries`] removes after a crash), fsync, rename, fsync of the
+/// folder. A reader sees the old content or the new, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     dir: PathBuf,
@@ -45,18 +67,7 @@ impl ArtifactStore {
                 return Ok(digest);
             }
         }
-        let tmp = self
-            .dir
-            .join(format!(".tmp-{digest}-{}", std::process::id()));
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
-        if let Ok(d) = fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        write_atomic(&path, bytes)?;
         Ok(digest)
     }
 

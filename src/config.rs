@@ -151,7 +151,8 @@ struct RawEndpoints {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEndpoint {
-    listen: String,
+    /// `None`: the stage's default address.
+    listen: Option<String>,
     #[serde(default = "default_latency_budget")]
     latency_budget_ms: u64,
 }
@@ -167,15 +168,21 @@ impl Default for RawEndpoints {
 
 fn default_staging() -> RawEndpoint {
     RawEndpoint {
-        listen: "127.0.0.1:8081".into(),
+        listen: None,
         latency_budget_ms: default_latency_budget(),
     }
 }
 
 fn default_production() -> RawEndpoint {
-    RawEndpoint {
-        listen: "127.0.0.1:8080".into(),
-        latency_budget_ms: default_latency_budget(),
+    default_staging()
+}
+
+/// Where each stage listens unless `[endpoints.<stage>] listen` says otherwise.
+fn default_listen(stage: &str) -> &'static str {
+    if stage == "staging" {
+        "127.0.0.1:8081"
+    } else {
+        "127.0.0.1:8080"
     }
 }
 
@@ -268,15 +275,22 @@ impl Config {
             ));
         }
         let endpoint = |section: &str, r: &RawEndpoint| -> Result<EndpointConfig, ConfigError> {
-            let listen: SocketAddr = r.listen.parse().map_err(|_| {
+            let text = r.listen.as_deref().unwrap_or(default_listen(section));
+            let listen: SocketAddr = text.parse().map_err(|_| {
                 key_err(
                     &format!("endpoints.{section}.listen"),
                     format!(
-                        "[endpoints.{section}] listen = {:?} is not an address like \"127.0.0.1:8080\"",
-                        r.listen
+                        "[endpoints.{section}] listen = {text:?} is not an address like \"127.0.0.1:8080\""
                     ),
                 )
             })?;
+            if r.latency_budget_ms == 0 {
+                return Err(key_err(
+                    &format!("endpoints.{section}.latency_budget_ms"),
+                    "must be at least 1 (milliseconds of p99 latency the staging tests allow)"
+                        .into(),
+                ));
+            }
             Ok(EndpointConfig {
                 listen,
                 latency_budget_ms: r.latency_budget_ms,
@@ -320,6 +334,13 @@ impl Config {
         if raw.agent.resync_ms == 0 {
             return Err(key_err("agent.resync_ms", "must be at least 1".into()));
         }
+        if raw.agent.staging_test_records == 0 {
+            return Err(key_err(
+                "agent.staging_test_records",
+                "must be at least 1 (held-out records kept per version for the staging tests)"
+                    .into(),
+            ));
+        }
         Ok(Config {
             source: None,
             repo: RepoConfig {
@@ -343,7 +364,7 @@ impl Config {
                 debounce_ms: raw.agent.debounce_ms,
                 resync_ms: raw.agent.resync_ms,
                 run_every_commit: raw.agent.run_every_commit,
-                staging_test_records: raw.agent.staging_test_records.max(1),
+                staging_test_records: raw.agent.staging_test_records,
             },
         })
     }
@@ -361,6 +382,27 @@ impl Config {
     /// The JSON-lines log file.
     pub fn log_path(&self) -> PathBuf {
         self.state_dir.join("agent.log.jsonl")
+    }
+
+    /// Whether who approved matters here but cannot be proven: separation of duties or an
+    /// approver list is on without `require_signed`, so a tagger e-mail or a file's `approver`
+    /// is whatever its author typed. The text says so and what to do.
+    pub fn identity_notice(&self) -> Option<String> {
+        let a = &self.approvals;
+        let lists = !a.approvers.is_empty()
+            || !a.staging_approvers.is_empty()
+            || !a.production_approvers.is_empty();
+        if a.require_signed || !(lists || a.separation_of_duties) {
+            return None;
+        }
+        let what = match (lists, a.separation_of_duties) {
+            (true, true) => "separation of duties and the approver lists rely",
+            (true, false) => "the approver lists rely",
+            _ => "separation of duties relies",
+        };
+        Some(format!(
+            "approver identities are self-asserted: {what} on tagger e-mails and approval-file `approver` fields, which anyone can set; turn on signed approvals (`rcfops signing setup`, see README \"Signed approvals\") to enforce them"
+        ))
     }
 
     /// Whether `email` may approve (empty allow-list: anyone).

@@ -19,6 +19,7 @@ use crate::artifacts::sha256_hex;
 use crate::config::Config;
 use crate::registry::{Decision, Registry, VersionRow, APPROVED, PENDING, REJECTED};
 use crate::repo::{ApprovalTag, ModelRepo};
+use crate::targets::{stages_left_empty, Move, Targets};
 
 /// An approval file, as stored in the approvals folder (TOML).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -44,7 +45,19 @@ pub struct ApprovalFile {
     /// `"cli"` when written by `rcfops` (recorded as the audit's "how").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// Accept a reject or rollback that leaves a stage without a model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
+
+/// The actions an approval file may name.
+pub const FILE_ACTIONS: [&str; 4] = ["approve", "promote", "reject", "rollback"];
+
+/// Trailer of a tag message that asks for a reject that leaves a stage without a model.
+pub const FORCE_TRAILER: &str = "Force: true";
+
+/// How far in the future an approval may be stamped (clock skew between machines).
+pub const MAX_CLOCK_SKEW_S: f64 = 120.0;
 
 /// Trailer `rcfops approve|promote|reject` adds to the tags it creates, so the audit can tell a
 /// CLI approval from a hand-made tag.
@@ -56,6 +69,26 @@ impl ApprovalFile {
         let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
         if text.trim().is_empty() {
             return Err("the file is empty".into());
+        }
+        // The action says what the rest must be, so it is checked first.
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| e.message().trim().to_string())?;
+        match table.get("action") {
+            None => {
+                return Err("missing field `action` (approve, promote, reject or rollback)".into())
+            }
+            Some(toml::Value::String(a)) if FILE_ACTIONS.contains(&a.as_str()) => {}
+            Some(toml::Value::String(a)) => {
+                return Err(format!(
+                    "unknown action {a:?} (approve, promote, reject or rollback)"
+                ))
+            }
+            Some(other) => {
+                return Err(format!(
+                    "action = {other} is not a string (approve, promote, reject or rollback)"
+                ))
+            }
         }
         toml::from_str::<ApprovalFile>(text).map_err(|e| e.message().trim().to_string())
     }
@@ -79,6 +112,8 @@ pub struct Request {
     pub raw: Vec<u8>,
     /// The approver's words: the tag message (without a signature) or the file's `reason`.
     pub note: String,
+    /// Asked to leave a stage without a model if need be (`Force: true` / `force = true`).
+    pub forced: bool,
 }
 
 /// Largest approval file read.
@@ -129,12 +164,23 @@ fn from_tag(t: &ApprovalTag) -> Request {
             .next()
             .unwrap_or("")
             .lines()
-            .filter(|l| l.trim() != CLI_TRAILER)
+            .filter(|l| l.trim() != CLI_TRAILER && !is_force_trailer(l))
             .collect::<Vec<_>>()
             .join("\n")
             .trim()
             .to_string(),
+        forced: t
+            .message
+            .split("-----BEGIN SSH SIGNATURE-----")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .any(is_force_trailer),
     }
+}
+
+fn is_force_trailer(line: &str) -> bool {
+    line.trim().eq_ignore_ascii_case(FORCE_TRAILER)
 }
 
 /// Approval files already read, by name, with the size and modification time they had, so a
@@ -173,6 +219,7 @@ pub fn read_files(dir: &Path, cache: &mut FileCache) -> Vec<Request> {
             defect: None,
             raw: Vec::new(),
             note: String::new(),
+            forced: false,
         };
         if meta.file_type().is_symlink() || !meta.is_file() {
             req.source = format!("file:{name}@link");
@@ -216,6 +263,7 @@ pub fn read_files(dir: &Path, cache: &mut FileCache) -> Vec<Request> {
                 req.stage = f.stage.clone();
                 req.approver = f.approver.trim().to_string();
                 req.note = f.reason.clone().unwrap_or_default();
+                req.forced = f.force;
                 if f.via.as_deref() == Some("cli") {
                     req.method = "cli".into();
                 }
@@ -236,6 +284,9 @@ pub fn read_files(dir: &Path, cache: &mut FileCache) -> Vec<Request> {
                         "approve" | "promote" | "reject" if f.version.is_none() || f.commit.is_none() => Some(format!(
                             "approval file {name} ignored: {} needs `version` and `commit`",
                             f.action
+                        )),
+                        "approve" | "promote" if f.force => Some(format!(
+                            "approval file {name} ignored: `force` applies to reject and rollback only"
                         )),
                         "approve" | "promote" | "reject" => None,
                         "rollback" => match f.stage.as_deref() {
@@ -300,6 +351,7 @@ pub fn judge(req: &Request, cfg: &Config, reg: &Registry) -> Result<Decision, St
         method: req.method.clone(),
         given_ts: req.given_ts,
         note: req.note.clone(),
+        forced: req.forced,
         outcome: Ok(()),
     };
     d.outcome = verdict(req, cfg, reg, &mut d)?;
@@ -356,28 +408,62 @@ fn verdict(
             ));
         }
     }
+    if req.given_ts > crate::registry::now_ts() + MAX_CLOCK_SKEW_S {
+        return e(format!(
+            "{} refused: it is stamped {}, in the future (more than {MAX_CLOCK_SKEW_S:.0} s ahead of this machine's clock); check the clock of the machine that made it and give the approval again",
+            req.label,
+            crate::registry::format_ts(req.given_ts)
+        ));
+    }
     if req.action == "rollback" {
         let stage = req.stage.as_deref().unwrap_or("");
+        let facts = reg.target_facts().map_err(|e| e.to_string())?;
+        let targets = facts.targets();
         return match stage {
             "production" => {
-                let stack = reg.production_stack().map_err(|e| e.to_string())?;
-                if stack.len() < 2 {
+                let stack = &targets.production_stack;
+                if stack.is_empty() {
                     e(format!(
-                        "{} refused: production has no previous version to roll back to",
+                        "{} refused: production serves no model, so there is nothing to roll back",
                         req.label
+                    ))
+                } else if stack.len() < 2 && !req.forced {
+                    e(format!(
+                        "{} refused: production has no previous version to roll back to, so it would be left without a model; nothing changed. {}",
+                        req.label,
+                        force_hint(req)
                     ))
                 } else {
                     d.version = stack.last().copied();
                     Ok(Ok(()))
                 }
             }
-            _ => match reg.staging_target().map_err(|e| e.to_string())? {
+            _ => match targets.staging {
                 None => e(format!(
                     "{} refused: nothing is deployed to staging",
                     req.label
                 )),
                 Some(n) => {
                     // Rolling staging back rejects the version live there.
+                    let m = Move {
+                        action: "reject".into(),
+                        version: Some(n),
+                        stage: None,
+                    };
+                    let empty = stages_left_empty(&facts, &m);
+                    if !empty.is_empty() && !req.forced {
+                        let also = if targets.production() == Some(n) {
+                            format!(" It rejects v{n}, which production serves too.")
+                        } else {
+                            String::new()
+                        };
+                        return e(format!(
+                            "{} refused: it would leave {} without a model;{also} nothing changed. {}",
+                            req.label,
+                            empty.join(" and "),
+                            force_hint(req)
+                        ));
+                    }
                     d.action = "reject".into();
                     d.version = Some(n);
                     Ok(Ok(()))
@@ -403,7 +489,24 @@ fn verdict(
         "reject" if v.approval == REJECTED => {
             e(format!("{} refused: v{n} is already rejected", req.label))
         }
-        "reject" => Ok(Ok(())),
+        "reject" => {
+            let facts = reg.target_facts().map_err(|e| e.to_string())?;
+            let m = Move {
+                action: "reject".into(),
+                version: Some(n),
+                stage: None,
+            };
+            let empty = stages_left_empty(&facts, &m);
+            if !empty.is_empty() && !req.forced {
+                return e(format!(
+                    "{} refused: v{n} is the only version left for {stages}, so rejecting it would leave {stages} without a model; nothing changed. {}",
+                    req.label,
+                    force_hint(req),
+                    stages = empty.join(" and "),
+                ));
+            }
+            Ok(Ok(()))
+        }
         other => e(format!("{} refused: unknown action {other}", req.label)),
     }
 }
@@ -455,14 +558,16 @@ fn promote_rule(
         (Some("Passed"), Some(ts)) if req.given_ts > ts.floor() => {}
         (Some("Passed"), Some(ts)) if req.given_ts == ts.floor() => {
             return Ok(Err(format!(
-                "{} refused: it is stamped in the same second v{n} passed its staging tests, so it cannot be shown to come after them; create the promote tag again",
-                req.label
+                "{} refused: it is stamped in the same second v{n} passed its staging tests, so it cannot be shown to come after them; {} a second later",
+                req.label,
+                give_again(req)
             )))
         }
         (Some("Passed"), _) => {
             return Ok(Err(format!(
-                "{} refused: it was given before v{n} passed its staging tests; create a new promote tag",
-                req.label
+                "{} refused: it was given before v{n} passed its staging tests; {}",
+                req.label,
+                give_again(req)
             )))
         }
         (Some("Failed"), _) => {
@@ -484,6 +589,36 @@ fn promote_rule(
     Ok(Ok(()))
 }
 
+/// How to ask again for a decision that leaves a stage without a model.
+fn force_hint(req: &Request) -> String {
+    let how = if req.source.starts_with("tag:") {
+        format!(
+            "`rcfops {} --force`, or a new tag whose message has the line `{FORCE_TRAILER}`",
+            match (req.action.as_str(), req.version) {
+                (a, Some(n)) => format!("{a} {n}"),
+                (a, None) => a.to_string(),
+            }
+        )
+    } else if req.action == "rollback" {
+        format!(
+            "`rcfops rollback {} --force`, or a new approval file with `force = true`",
+            req.stage.as_deref().unwrap_or("STAGE")
+        )
+    } else {
+        "a new approval file with `force = true`".to_string()
+    };
+    format!("To do it anyway, ask again with {how}")
+}
+
+/// "a new promote tag" or "a new approval file", after the source at hand.
+fn give_again(req: &Request) -> String {
+    if req.source.starts_with("tag:") {
+        format!("create a new {} tag", req.action)
+    } else {
+        "write a new approval file".to_string()
+    }
+}
+
 fn short(s: &str) -> &str {
     &s[..s.len().min(12)]
 }
@@ -498,25 +633,48 @@ pub fn process(
     let mut accepted = 0;
     for req in pending_requests(repo, cfg, reg, files)? {
         let d = judge(&req, cfg, reg)?;
+        let before = reg.targets().map_err(|e| e.to_string())?;
+        reg.record_decision(&d).map_err(|e| e.to_string())?;
         match &d.outcome {
             Ok(()) => {
                 accepted += 1;
+                let after = reg.targets().map_err(|e| e.to_string())?;
                 tracing::info!(
                     version = d.version,
                     approver = %d.approver,
                     how = %d.method,
-                    "{} accepted: {} v{} by {}",
+                    forced = d.forced,
+                    "{} accepted: {} v{} by {}{}{}",
                     req.label,
                     d.action,
                     d.version.unwrap_or(0),
-                    d.approver
+                    d.approver,
+                    if d.forced { " (forced)" } else { "" },
+                    describe_moves(&before, &after)
                 );
             }
             Err(why) => tracing::warn!(approver = %d.approver, how = %d.method, "{why}"),
         }
-        reg.record_decision(&d).map_err(|e| e.to_string())?;
     }
     Ok(accepted)
+}
+
+/// "; staging v2 → v1, production v2 → none" for the stages a decision moves.
+fn describe_moves(before: &Targets, after: &Targets) -> String {
+    let show = |v: Option<i64>| {
+        v.map(|n| format!("v{n}"))
+            .unwrap_or_else(|| "no model".into())
+    };
+    let moved: Vec<String> = ["staging", "production"]
+        .into_iter()
+        .filter(|s| before.get(s) != after.get(s))
+        .map(|s| format!("{s} {} → {}", show(before.get(s)), show(after.get(s))))
+        .collect();
+    if moved.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", moved.join(", "))
+    }
 }
 
 /// Writes an approval file atomically; returns its path.

@@ -24,4 +24,5 @@ pub mod signing;
 pub mod spec;
 pub mod stagetest;
 pub mod stream;
+pub mod targets;
 pub mod watch;

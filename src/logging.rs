@@ -39,6 +39,7 @@ pub fn init(json_file: Option<&Path>, verbose: bool) -> std::io::Result<()> {
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .compact()
         .with_filter(filter());
     let json = match json_file {

@@ -24,7 +24,6 @@ use crate::pipeline::{self, Cancel, Outcome, RunEnv, StagingSample};
 use crate::registry::Registry;
 use crate::repo::ModelRepo;
 use crate::serve::{Deployed, Endpoint};
-use crate::spec::{PipelineSpec, SPEC_FILE};
 use crate::stagetest;
 
 /// A pipeline run in progress on a worker thread.
@@ -97,7 +96,6 @@ impl Reconciler {
             Ok(r) => r,
             Err(e) => return self.problem(e.to_string()),
         };
-        self.refresh_names(&repo);
         if let Err(e) =
             crate::gates::process(&repo, &self.cfg, &self.registry, &mut self.approval_files)
         {
@@ -105,23 +103,32 @@ impl Reconciler {
         }
         self.report_vanished_tags(&repo);
         self.converge_stages().await;
+        self.refresh_names();
         if let Err(e) = self.converge_runs(&repo) {
             self.problem(format!("runs: {e}"));
         }
     }
 
-    /// Endpoint names follow the project name in the head commit's pipeline spec.
-    fn refresh_names(&self, repo: &ModelRepo) {
-        let Ok(Some(head)) = repo.head(&self.cfg.repo.branch) else {
-            return;
-        };
-        if let Ok(Some(bytes)) = repo.read_file(&head, SPEC_FILE) {
-            if let Ok(spec) = std::str::from_utf8(&bytes)
-                .map_err(|_| ())
-                .and_then(|t| PipelineSpec::parse(t).map_err(|_| ()))
-            {
-                self.staging.set_name(spec.staging_endpoint_name());
-                self.production.set_name(spec.production_endpoint_name());
+    /// Each endpoint answers to the name of the version it serves (see
+    /// [`Registry::endpoint_group`]); the head commit never renames a live endpoint.
+    fn refresh_names(&mut self) {
+        for ep in [self.staging.clone(), self.production.clone()] {
+            match self.registry.endpoint_group(ep.stage) {
+                Ok(group) => {
+                    let name = crate::spec::endpoint_name(&group, ep.stage);
+                    let old = ep.name();
+                    if old != name {
+                        if ep.version().is_some() {
+                            tracing::info!(
+                                stage = ep.stage,
+                                "the {} endpoint is now named {name} (was {old}), after the version it serves",
+                                ep.stage
+                            );
+                        }
+                        ep.set_name(name);
+                    }
+                }
+                Err(e) => self.problem(e.to_string()),
             }
         }
     }
@@ -137,6 +144,8 @@ impl Reconciler {
             if !self.deploy("staging", &ep, target) {
                 break;
             }
+            // The staging tests call the endpoint by the name of the version it now serves.
+            self.refresh_names();
             let Some(n) = target else { break };
             let Ok(Some(v)) = self.registry.version(n) else {
                 break;
@@ -286,9 +295,20 @@ impl Reconciler {
         let Ok(approvals) = self.registry.approvals() else {
             return;
         };
+        let Ok(versions) = self.registry.versions() else {
+            return;
+        };
+        // Once a version is rejected, nothing its earlier approvals granted is still in force.
+        let rejected: std::collections::HashSet<i64> = versions
+            .iter()
+            .filter(|v| v.approval == crate::registry::REJECTED)
+            .map(|v| v.version)
+            .collect();
         for a in approvals {
             if !a.source.starts_with("tag:")
                 || a.outcome != "accepted"
+                || a.action == "reject"
+                || a.version.is_some_and(|n| rejected.contains(&n))
                 || present.contains(&a.source)
             {
                 continue;

@@ -17,6 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use crate::targets::{Facts, Move, Targets, VersionFacts};
+
 pub type Result<T> = std::result::Result<T, RegistryError>;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +105,9 @@ CREATE TABLE IF NOT EXISTS approvals (
     given_ts   REAL NOT NULL,
     seen_ts    REAL NOT NULL,
     outcome    TEXT NOT NULL CHECK (outcome IN ('accepted','refused')),
-    reason     TEXT
+    reason     TEXT,
+    note       TEXT,
+    forced     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS deployments (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -178,6 +182,9 @@ pub struct ApprovalRow {
     pub given_ts: f64,
     pub outcome: String,
     pub reason: Option<String>,
+    /// The approver's words (tag message or file `reason`).
+    pub note: Option<String>,
+    pub forced: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,6 +225,8 @@ pub struct Decision {
     pub given_ts: f64,
     /// The approver's words: the tag message or the file's `reason`.
     pub note: String,
+    /// The approver asked for a decision that leaves a stage without a model (`--force`).
+    pub forced: bool,
     /// `Ok(())` = accepted (the effect is applied), `Err(reason)` = refused.
     pub outcome: std::result::Result<(), String>,
 }
@@ -297,6 +306,30 @@ fn audit(
     Ok(())
 }
 
+/// Brings a registry written by an earlier release up to this schema. Only ever adds
+/// nullable or defaulted columns, so the earlier release still opens the file.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let cols: Vec<String> = {
+        let mut st = conn.prepare("SELECT name FROM pragma_table_info('approvals')")?;
+        let v = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        v
+    };
+    for (col, ddl) in [
+        ("note", "ALTER TABLE approvals ADD COLUMN note TEXT"),
+        (
+            "forced",
+            "ALTER TABLE approvals ADD COLUMN forced INTEGER NOT NULL DEFAULT 0",
+        ),
+    ] {
+        if !cols.iter().any(|c| c == col) {
+            conn.execute_batch(ddl)?;
+        }
+    }
+    Ok(())
+}
+
 impl Registry {
     /// Opens (creating if needed) the registry file.
     pub fn open(path: &Path) -> Result<Registry> {
@@ -311,6 +344,7 @@ impl Registry {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Registry {
             conn: Mutex::new(conn),
         })
@@ -646,9 +680,10 @@ impl Registry {
                 Err(r) => ("refused", Some(r.as_str())),
             };
             tx.execute(
-                "INSERT INTO approvals (source, action, version, stage, approver, method, given_ts, seen_ts, outcome, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![d.source, d.action, d.version, d.stage, d.approver, d.method, d.given_ts, now_ts(), outcome, reason],
+                "INSERT INTO approvals (source, action, version, stage, approver, method, given_ts, seen_ts, outcome, reason, note, forced)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![d.source, d.action, d.version, d.stage, d.approver, d.method, d.given_ts, now_ts(), outcome, reason,
+                        Some(d.note.trim()).filter(|n| !n.is_empty()), d.forced],
             )?;
             if d.outcome.is_ok() {
                 match (d.action.as_str(), d.version) {
@@ -668,10 +703,18 @@ impl Registry {
                 }
             }
             let event = format!("{}.{}", d.action, outcome);
-            let detail = match &d.outcome {
+            let mut detail = match &d.outcome {
                 Ok(()) => d.source.clone(),
                 Err(r) => format!("{}: {r}", d.source),
             };
+            if d.outcome.is_ok() && d.forced {
+                detail.push_str(" (forced)");
+            }
+            let note = d.note.trim();
+            if d.outcome.is_ok() && !note.is_empty() {
+                detail.push_str(": ");
+                detail.push_str(note);
+            }
             audit(&tx, &d.approver, &d.method, &event, d.version, None, &detail)?;
             tx.commit()?;
             Ok(())
@@ -680,7 +723,7 @@ impl Registry {
 
     pub fn approvals(&self) -> Result<Vec<ApprovalRow>> {
         self.query(
-            "SELECT id, source, action, version, stage, approver, method, given_ts, outcome, reason
+            "SELECT id, source, action, version, stage, approver, method, given_ts, outcome, reason, note, forced
              FROM approvals ORDER BY id",
             [],
             |r| {
@@ -695,6 +738,8 @@ impl Registry {
                     given_ts: r.get(7)?,
                     outcome: r.get(8)?,
                     reason: r.get(9)?,
+                    note: r.get(10)?,
+                    forced: r.get::<_, i64>(11)? != 0,
                 })
             },
         )
@@ -702,45 +747,52 @@ impl Registry {
 
     // ---- stages -----------------------------------------------------------------------
 
+    /// The facts the stage targets are derived from (see [`crate::targets`]).
+    pub fn target_facts(&self) -> Result<Facts> {
+        let versions = self.query(
+            "SELECT version, approval, staging_result FROM versions ORDER BY version",
+            [],
+            |r| {
+                Ok(VersionFacts {
+                    version: r.get(0)?,
+                    approval: r.get(1)?,
+                    staging_passed: r.get::<_, Option<String>>(2)?.map(|s| s == "Passed"),
+                })
+            },
+        )?;
+        let moves = self.query(
+            "SELECT action, version, stage FROM approvals WHERE outcome = 'accepted' ORDER BY id",
+            [],
+            |r| {
+                Ok(Move {
+                    action: r.get(0)?,
+                    version: r.get(1)?,
+                    stage: r.get(2)?,
+                })
+            },
+        )?;
+        Ok(Facts { versions, moves })
+    }
+
+    /// What each stage should serve now.
+    pub fn targets(&self) -> Result<Targets> {
+        Ok(self.target_facts()?.targets())
+    }
+
     /// Staging serves the newest Approved version whose staging tests have not failed.
     pub fn staging_target(&self) -> Result<Option<i64>> {
-        self.with(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT MAX(version) FROM versions WHERE approval = '{APPROVED}' AND (staging_result IS NULL OR staging_result = 'Passed')"
-                ),
-                [],
-                |r| r.get(0),
-            )
-        })
+        Ok(self.targets()?.staging)
     }
 
     /// Production's history as a stack folded over accepted decisions: a promotion pushes
     /// the version, a production rollback pops the top, a rejection removes the version.
     /// Production serves the top.
     pub fn production_stack(&self) -> Result<Vec<i64>> {
-        let mut stack: Vec<i64> = Vec::new();
-        for a in self.approvals()? {
-            if a.outcome != "accepted" {
-                continue;
-            }
-            match (a.action.as_str(), a.version) {
-                ("promote", Some(n)) => {
-                    stack.retain(|&v| v != n);
-                    stack.push(n);
-                }
-                ("reject", Some(n)) => stack.retain(|&v| v != n),
-                ("rollback", _) if a.stage.as_deref() == Some("production") => {
-                    stack.pop();
-                }
-                _ => {}
-            }
-        }
-        Ok(stack)
+        Ok(self.targets()?.production_stack)
     }
 
     pub fn production_target(&self) -> Result<Option<i64>> {
-        Ok(self.production_stack()?.last().copied())
+        Ok(self.targets()?.production())
     }
 
     pub fn record_deployment(&self, stage: &str, version: Option<i64>, reason: &str) -> Result<()> {
@@ -779,6 +831,33 @@ impl Registry {
             )
             .optional()?
             .flatten())
+        })
+    }
+
+    /// The model package group whose name `stage`'s endpoint answers to: that of the version
+    /// it serves; when it serves none, of the version it served last; when it never served,
+    /// of the newest version. Never the head commit's: an unapproved commit renames nothing.
+    pub fn endpoint_group(&self, stage: &str) -> Result<String> {
+        self.with(|c| {
+            let served: Option<String> = c
+                .query_row(
+                    "SELECT v.model_group FROM deployments d JOIN versions v ON v.version = d.version
+                     WHERE d.stage = ?1 AND d.version IS NOT NULL ORDER BY d.id DESC LIMIT 1",
+                    [stage],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(g) = served {
+                return Ok(g);
+            }
+            let newest: Option<String> = c
+                .query_row(
+                    "SELECT model_group FROM versions ORDER BY version DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(newest.unwrap_or_else(|| crate::spec::DEFAULT_PROJECT.to_string()))
         })
     }
 

@@ -330,6 +330,31 @@ impl ModelRepo {
         Ok(oid.to_string())
     }
 
+    /// Makes `git tag -a` in this repo sign with the SSH key at `signing_key` (local git
+    /// config: `gpg.format = ssh`, `user.signingKey`, `tag.gpgSign = true`).
+    pub fn configure_ssh_signing(&self, signing_key: &Path) -> Result<()> {
+        let mut c = self.repo.config()?.open_level(git2::ConfigLevel::Local)?;
+        c.set_str("gpg.format", "ssh")?;
+        c.set_str("user.signingKey", &signing_key.display().to_string())?;
+        c.set_bool("tag.gpgSign", true)?;
+        Ok(())
+    }
+
+    /// Deletes tag `name` if it is still the tag object `oid` (a tag someone replaced since is
+    /// left alone); returns whether it was deleted.
+    pub fn delete_tag_if(&self, name: &str, oid: &str) -> Result<bool> {
+        let current = match self.repo.refname_to_id(&format!("refs/tags/{name}")) {
+            Ok(id) => id,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        if current.to_string() != oid {
+            return Ok(false);
+        }
+        self.repo.tag_delete(name)?;
+        Ok(true)
+    }
+
     /// The identity git would use for a tag or commit here (name, e-mail).
     pub fn identity(&self) -> Option<(String, String)> {
         let s = self.repo.signature().ok()?;

@@ -34,11 +34,22 @@ pub struct ProjectSpec {
     pub name: String,
 }
 
+/// The model package group when `[project] name` is not set.
+pub const DEFAULT_PROJECT: &str = "rcf-model";
+
 impl Default for ProjectSpec {
     fn default() -> Self {
         ProjectSpec {
-            name: "rcf-model".into(),
+            name: DEFAULT_PROJECT.into(),
         }
+    }
+}
+
+/// SageMaker's endpoint names: `<group>-staging` and `<group>-prod`.
+pub fn endpoint_name(group: &str, stage: &str) -> String {
+    match stage {
+        "staging" => format!("{group}-staging"),
+        _ => format!("{group}-prod"),
     }
 }
 
@@ -262,11 +273,11 @@ impl PipelineSpec {
     }
 
     pub fn staging_endpoint_name(&self) -> String {
-        format!("{}-staging", self.project.name)
+        endpoint_name(&self.project.name, "staging")
     }
 
     pub fn production_endpoint_name(&self) -> String {
-        format!("{}-prod", self.project.name)
+        endpoint_name(&self.project.name, "production")
     }
 }
 

@@ -220,7 +220,25 @@ fn cli_approval_commands_create_real_tags_and_files() {
     assert!(String::from_utf8_lossy(&out.stdout)
         .contains("staging: v1 (staging tests Passed); production: v1"));
     assert_eq!(stage_version(&p.status(), "production"), Some(1));
+    // v1 is all either stage has: a plain reject is refused, says why, changes nothing, and
+    // removes the tag it made so the next command can use the name.
     let out = p.rcfops(&["reject", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("would leave staging and production without a model")
+            && text.contains("rcfops reject 1 --force")
+            && text.contains("deleted the refused tag reject/v1"),
+        "{text}"
+    );
+    assert!(p.repo().revparse_single("refs/tags/reject/v1").is_err());
+    assert_eq!(stage_version(&p.status(), "production"), Some(1));
+    let out = p.rcfops(&["reject", "1", "--force"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("accepted by the agent: reject v1 (forced)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("staging: no model; production: no model")
     );

@@ -227,9 +227,14 @@ fn reject_and_rollback_move_stages_back() {
     );
     assert_eq!(stage_version(&p.status(), "production"), Some(1));
 
-    // `rollback staging` rejects the staging version with the reason recorded.
-    let out = p.rcfops(&["rollback", "staging", "--reason", "bad scores"]);
-    assert!(out.status.success());
+    // `rollback staging` rejects the staging version with the reason recorded. v1 is the only
+    // version either stage has, so it takes --force.
+    let out = p.rcfops(&["rollback", "staging", "--reason", "bad scores", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let s = p.wait_status("staging empty", |s| stage_version(s, "staging").is_none());
     assert_eq!(version(&s, 1).unwrap()["approval"], "Rejected");
     let why = version(&s, 1).unwrap()["reject_reason"]
@@ -426,7 +431,14 @@ fn decisions_made_while_the_agent_is_down_apply_at_start() {
     p.wait_version(1);
     p.approve_and_wait(1);
     agent.stop();
-    p.tag("reject/v1", &p.version_commit(1), "risk@bank.example");
+    // v1 is all staging has: rejecting it takes the tag's `Force: true` trailer.
+    p.tag_with(
+        "reject/v1",
+        &p.version_commit(1),
+        "risk@bank.example",
+        "withdraw v1\n\nForce: true",
+        None,
+    );
     let agent = p.start();
     let s = p.wait_status("staging withdrawn", |s| {
         stage_version(s, "staging").is_none()

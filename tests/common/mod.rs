@@ -206,6 +206,28 @@ staging_test_records = 60
             .to_string()
     }
 
+    /// Creates an annotated tag as `email` with `message`, stamped at `when` (unix seconds) or now.
+    pub fn tag_with(
+        &self,
+        name: &str,
+        commit: &str,
+        email: &str,
+        message: &str,
+        when: Option<i64>,
+    ) -> String {
+        let repo = self.repo();
+        let obj = repo
+            .find_object(Oid::from_str(commit).unwrap(), None)
+            .unwrap();
+        let sig = match when {
+            Some(t) => Signature::new("Approver", email, &git2::Time::new(t, 0)).unwrap(),
+            None => Signature::now("Approver", email).unwrap(),
+        };
+        repo.tag(name, &obj, &sig, message, false)
+            .unwrap()
+            .to_string()
+    }
+
     /// Creates `promote/vN` as `email`, stamped after the second v`n`'s staging tests passed
     /// (a promotion stamped in that very second is refused as ambiguous).
     pub fn promote_tag(&self, n: i64, email: &str) -> String {
