@@ -84,11 +84,8 @@ impl ApprovalFile {
                     "unknown action {a:?} (approve, promote, reject or rollback)"
                 ))
             }
-            Some(other) => {
-                return Err(format!(
-                    "action = {other} is not a string (approve, promote, reject or rollback)"
-                ))
-            }
+            // Not a string: the field's type error below says so.
+            Some(_) => {}
         }
         toml::from_str::<ApprovalFile>(text).map_err(|e| e.message().trim().to_string())
     }
@@ -424,7 +421,7 @@ fn verdict(
                 let stack = &targets.production_stack;
                 if stack.is_empty() {
                     e(format!(
-                        "{} refused: production serves no model, so there is nothing to roll back",
+                        "{} refused: production has no previous version to roll back to: it serves no model",
                         req.label
                     ))
                 } else if stack.len() < 2 && !req.forced {

@@ -386,6 +386,22 @@ fn config_toml_cases() {
             expected: ex(&["{f}:20: `resync_ms`: must be at least 1"]),
         },
         ConfigCase {
+            name: "staging_test_records = 0",
+            text: b(format!("{base}staging_test_records = 0\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:21: `staging_test_records`: must be at least 1"]),
+        },
+        ConfigCase {
+            name: "latency_budget_ms = 0",
+            text: b(rep(
+                &base,
+                "[endpoints.staging]\nlisten = \"127.0.0.1:0\"\n",
+                "[endpoints.staging]\nlisten = \"127.0.0.1:0\"\nlatency_budget_ms = 0\n",
+            )),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:14: `latency_budget_ms`: must be at least 1"]),
+        },
+        ConfigCase {
             name: "invalid branch name (a..b)",
             text: b(rep(&base, "branch = \"main\"", "branch = \"main..dev\"")),
             args: &["status", "--json"],
@@ -1764,6 +1780,18 @@ fn approval_file_cases() {
         ]),
         ("rollback-staging.toml", format!("action = \"rollback\"\nstage = \"staging\"\napprover = \"dana@bank.example\"\ncreated = \"{now}\"\n").into_bytes(), vec![
             "approval file rollback-staging.toml refused: nothing is deployed to staging".into(),
+        ]),
+        ("bad-action-no-approver.toml", format!("action = \"aprove\"\nversion = 1\ncommit = \"{v1}\"\ncreated = \"{now}\"\n").into_bytes(), vec![
+            ignored("bad-action-no-approver.toml", "unknown action \"aprove\" (approve, promote, reject or rollback)"),
+        ]),
+        ("no-action.toml", format!("version = 1\ncommit = \"{v1}\"\napprover = \"dana@bank.example\"\ncreated = \"{now}\"\n").into_bytes(), vec![
+            ignored("no-action.toml", "missing field `action` (approve, promote, reject or rollback)"),
+        ]),
+        ("force-on-approve.toml", format!("{approve_v1}force = true\n").into_bytes(), vec![
+            "approval file force-on-approve.toml ignored: `force` applies to reject and rollback only".into(),
+        ]),
+        ("future.toml", approve_v1.replace(&now, "2099-01-01T00:00:00Z").into_bytes(), vec![
+            "approval file future.toml refused: it is stamped 2099-01-01T00:00:00Z, in the future (more than 120 s ahead of this machine's clock)".into(),
         ]),
         ("big.toml", format!("{approve_v1}reason = \"{}\"\n", "x".repeat(70_000)).into_bytes(), vec![
             "approval file big.toml ignored: larger than 65536 bytes".into(),
