@@ -178,7 +178,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let ep = Endpoint::new("staging", "card-fraud-staging".into());
+    let ep = Endpoint::new(rcfops::domain::Stage::Staging, "card-fraud-staging".into());
     ep.swap(Some(Deployed {
         version: 1,
         model: model.clone(),

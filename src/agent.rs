@@ -17,10 +17,12 @@ use tokio::sync::{mpsc, watch};
 
 use crate::artifacts::ArtifactStore;
 use crate::config::Config;
+use crate::domain::Stage;
 use crate::reconcile::Reconciler;
 use crate::registry::Registry;
 use crate::repo::ModelRepo;
 use crate::serve::Endpoint;
+use crate::spec::DEFAULT_PROJECT;
 
 /// Where the running agent's endpoints actually listen (written at startup).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,8 +125,14 @@ pub async fn run(
     };
     std::fs::write(endpoints_file(&cfg), serde_json::to_vec_pretty(&endpoints)?)?;
 
-    let staging = Endpoint::new("staging", "rcf-model-staging".into());
-    let production = Endpoint::new("production", "rcf-model-prod".into());
+    let staging = Endpoint::new(
+        Stage::Staging,
+        Stage::Staging.endpoint_name(DEFAULT_PROJECT),
+    );
+    let production = Endpoint::new(
+        Stage::Production,
+        Stage::Production.endpoint_name(DEFAULT_PROJECT),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

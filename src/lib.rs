@@ -4,13 +4,14 @@
 //! deploy ([`reconcile`]) → [`serve`]. See ARCHITECTURE.md for the code map and invariants.
 
 pub mod agent;
+pub mod approvals;
 pub mod artifacts;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod domain;
 pub mod endpoint_metrics;
 pub mod failpoint;
-pub mod gates;
 pub mod logging;
 pub mod metrics;
 pub mod model;
@@ -20,7 +21,6 @@ pub mod reconcile;
 pub mod registry;
 pub mod repo;
 pub mod serve;
-pub mod signing;
 pub mod spec;
 pub mod stagetest;
 pub mod stream;

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::artifacts::{sha256_hex, ArtifactStore};
 use crate::data::Table;
+use crate::domain::{RunStatus, StepStatus};
 use crate::metrics::{self, Metrics};
 use crate::model::{Model, ModelHeader};
 use crate::preprocess::Preprocessor;
@@ -356,7 +357,58 @@ pub struct RunEnv<'a> {
     pub staging_sample: usize,
 }
 
-struct StepFailed(String);
+/// Why a run stopped before registering.
+enum Stop {
+    /// A step failed (or its record could not be written); the message names the step.
+    Failed(String),
+    /// Cancelled at a step boundary: superseded, or the agent is stopping.
+    Cancelled(Outcome),
+}
+
+/// Runs the steps of one run: each checks the cancel flag first, is recorded as Running, then
+/// Succeeded or Failed with its duration and error. A registry write that fails fails the run.
+struct Steps<'a> {
+    reg: &'a Registry,
+    run: i64,
+    cancel: &'a Cancel,
+}
+
+impl Steps<'_> {
+    fn record(
+        &self,
+        name: &str,
+        status: StepStatus,
+        started: f64,
+        ms: Option<f64>,
+        error: Option<&str>,
+    ) -> Result<(), Stop> {
+        self.reg
+            .record_step(self.run, name, status, started, ms, error)
+            .map_err(|e| Stop::Failed(format!("{name}: cannot record the step: {e}")))
+    }
+
+    fn run<T>(&self, name: &str, body: impl FnOnce() -> Result<T, String>) -> Result<T, Stop> {
+        if self.cancel.is_cancelled() {
+            return Err(Stop::Cancelled(self.cancel.outcome()));
+        }
+        let started = crate::registry::now_ts();
+        let t = Instant::now();
+        self.record(name, StepStatus::Running, started, None, None)?;
+        let r = body();
+        let d = ms(t);
+        match r {
+            Ok(v) => {
+                self.record(name, StepStatus::Succeeded, started, Some(d), None)?;
+                tracing::info!(step = name, ms = format!("{d:.1}"), "step {name} done");
+                Ok(v)
+            }
+            Err(e) => {
+                self.record(name, StepStatus::Failed, started, Some(d), Some(&e))?;
+                Err(Stop::Failed(format!("{name}: {e}")))
+            }
+        }
+    }
+}
 
 /// Executes run `run` for `commit`, recording everything; never panics on bad input.
 pub fn execute(env: &RunEnv, run: i64, commit: &str, cancel: &Arc<Cancel>) -> Outcome {
@@ -365,8 +417,8 @@ pub fn execute(env: &RunEnv, run: i64, commit: &str, cancel: &Arc<Cancel>) -> Ou
     let _enter = span.enter();
     tracing::info!("run started");
     let outcome = match execute_steps(env, run, commit, cancel) {
-        Ok(o) => o,
-        Err(StepFailed(msg)) => Outcome::Failed(msg),
+        Ok(o) | Err(Stop::Cancelled(o)) => o,
+        Err(Stop::Failed(msg)) => Outcome::Failed(msg),
     };
     let rec = match &outcome {
         Outcome::Registered { version, new } => {
@@ -382,11 +434,11 @@ pub fn execute(env: &RunEnv, run: i64, commit: &str, cancel: &Arc<Cancel>) -> Ou
         }
         Outcome::Failed(msg) => {
             tracing::error!("run failed: {msg}");
-            env.registry.finish_run(run, "Failed", Some(msg))
+            env.registry.finish_run(run, RunStatus::Failed, Some(msg))
         }
         Outcome::Skipped(why) => {
             tracing::info!("run skipped: {why}");
-            env.registry.finish_run(run, "Skipped", Some(why))
+            env.registry.finish_run(run, RunStatus::Skipped, Some(why))
         }
         Outcome::Interrupted => {
             tracing::warn!("run interrupted by shutdown; it will run again at the next start");
@@ -404,33 +456,12 @@ fn execute_steps(
     run: i64,
     commit: &str,
     cancel: &Arc<Cancel>,
-) -> Result<Outcome, StepFailed> {
+) -> Result<Outcome, Stop> {
     let reg = env.registry;
-    macro_rules! step {
-        ($name:expr, $body:expr) => {{
-            if cancel.is_cancelled() {
-                return Ok(cancel.outcome());
-            }
-            let started = crate::registry::now_ts();
-            let t = Instant::now();
-            let _ = reg.record_step(run, $name, "Running", started, None, None);
-            let r: Result<_, String> = $body;
-            let d = ms(t);
-            match r {
-                Ok(v) => {
-                    let _ = reg.record_step(run, $name, "Succeeded", started, Some(d), None);
-                    tracing::info!(step = $name, ms = format!("{d:.1}"), "step {} done", $name);
-                    v
-                }
-                Err(e) => {
-                    let _ = reg.record_step(run, $name, "Failed", started, Some(d), Some(&e));
-                    return Err(StepFailed(format!("{}: {e}", $name)));
-                }
-            }
-        }};
-    }
+    let steps = Steps { reg, run, cancel };
 
-    let (spec, spec_bytes, data_bytes, author) = step!("load", {
+    let (spec, spec_bytes, data_bytes, author) = steps.run("load", || {
+
         (|| {
             let repo = ModelRepo::open(env.repo_path).map_err(|e| e.to_string())?;
             let info = repo.commit_info(commit).map_err(|e| e.to_string())?;
@@ -465,15 +496,15 @@ fn execute_steps(
             crate::failpoint::hit("run.after-load");
             Ok((spec, spec_bytes, data, info.author_email))
         })()
-    });
+    })?;
 
-    let dataset = step!("validate", {
+    let dataset = steps.run("validate", || {
         Table::parse_csv(&data_bytes, &spec.data.path)
             .map_err(|e| e.to_string())
             .and_then(|t| select(&t, &spec.data, &spec.data.path))
-    });
+    })?;
 
-    let trained = step!("train", {
+    let trained = steps.run("train", || {
         let path = &spec.data.path;
         train_and_evaluate(
             &dataset,
@@ -490,7 +521,7 @@ fn execute_steps(
                 e
             }
         })
-    });
+    })?;
     tracing::info!(
         roc_auc = trained.metrics.roc_auc,
         pr_auc = trained.metrics.pr_auc,
@@ -500,18 +531,15 @@ fn execute_steps(
         trained.metrics.pr_auc
     );
 
-    step!("gate", gate(&spec, &trained.metrics));
+    steps.run("gate", || gate(&spec, &trained.metrics))?;
 
-    let digest = step!("store", {
+    let digest = steps.run("store", || {
         env.store
             .put(&trained.model.to_bytes())
             .map_err(|e| format!("cannot write the model artifact: {e}"))
-    });
+    })?;
 
     crate::failpoint::hit("run.after-artifact");
-    if cancel.is_cancelled() {
-        return Ok(cancel.outcome());
-    }
     let new = NewVersion {
         model_group: spec.project.name.clone(),
         commit: commit.to_string(),
@@ -532,29 +560,12 @@ fn execute_steps(
         artifact_sha256: digest,
         staging_test: serde_json::to_value(&trained.sample).expect("sample serialises"),
     };
-    let started = crate::registry::now_ts();
-    let t = Instant::now();
-    match reg.register_version(run, &new) {
-        Ok((version, is_new)) => {
-            crate::failpoint::hit("run.after-register");
-            let _ = reg.record_step(run, "register", "Succeeded", started, Some(ms(t)), None);
-            Ok(Outcome::Registered {
-                version,
-                new: is_new,
-            })
-        }
-        Err(e) => {
-            let _ = reg.record_step(
-                run,
-                "register",
-                "Failed",
-                started,
-                Some(ms(t)),
-                Some(&e.to_string()),
-            );
-            Err(StepFailed(format!("register: {e}")))
-        }
-    }
+    let (version, new) = steps.run("register", || {
+        let registered = reg.register_version(run, &new).map_err(|e| e.to_string())?;
+        crate::failpoint::hit("run.after-register");
+        Ok(registered)
+    })?;
+    Ok(Outcome::Registered { version, new })
 }
 
 /// Applies the spec's gate; the error lists every failed condition.

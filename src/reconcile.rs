@@ -19,6 +19,9 @@ use tokio::sync::mpsc;
 
 use crate::artifacts::ArtifactStore;
 use crate::config::Config;
+use crate::domain::{
+    Action, ApprovalSource, ApprovalStatus, Outcome as Decided, Stage, StagingResult,
+};
 use crate::model::Model;
 use crate::pipeline::{self, Cancel, Outcome, RunEnv, StagingSample};
 use crate::registry::Registry;
@@ -47,11 +50,11 @@ pub struct Reconciler {
     wake: mpsc::UnboundedSender<()>,
     last_problem: Option<String>,
     /// Accepted tag decisions already reported as deleted or moved (logged once each).
-    reported_vanished: std::collections::HashSet<String>,
+    reported_vanished: std::collections::HashSet<ApprovalSource>,
     /// Deployments refused (stage, version), audited once until they succeed.
-    refused_deploys: std::collections::HashSet<(String, i64)>,
+    refused_deploys: std::collections::HashSet<(Stage, i64)>,
     /// Approval files read in earlier passes (re-read only when changed).
-    approval_files: crate::gates::FileCache,
+    approval_files: crate::approvals::FileCache,
 }
 
 impl Reconciler {
@@ -97,7 +100,7 @@ impl Reconciler {
             Err(e) => return self.problem(e.to_string()),
         };
         if let Err(e) =
-            crate::gates::process(&repo, &self.cfg, &self.registry, &mut self.approval_files)
+            crate::approvals::process(&repo, &self.cfg, &self.registry, &mut self.approval_files)
         {
             self.problem(format!("approvals: {e}"));
         }
@@ -115,12 +118,12 @@ impl Reconciler {
         for ep in [self.staging.clone(), self.production.clone()] {
             match self.registry.endpoint_group(ep.stage) {
                 Ok(group) => {
-                    let name = crate::spec::endpoint_name(&group, ep.stage);
+                    let name = ep.stage.endpoint_name(&group);
                     let old = ep.name();
                     if old != name {
                         if ep.version().is_some() {
                             tracing::info!(
-                                stage = ep.stage,
+                                stage = %ep.stage,
                                 "the {} endpoint is now named {name} (was {old}), after the version it serves",
                                 ep.stage
                             );
@@ -141,7 +144,7 @@ impl Reconciler {
                 Err(e) => return self.problem(e.to_string()),
             };
             let ep = self.staging.clone();
-            if !self.deploy("staging", &ep, target) {
+            if !self.deploy(Stage::Staging, &ep, target) {
                 break;
             }
             // The staging tests call the endpoint by the name of the version it now serves.
@@ -160,11 +163,11 @@ impl Reconciler {
             Err(e) => return self.problem(e.to_string()),
         };
         let ep = self.production.clone();
-        self.deploy("production", &ep, target);
+        self.deploy(Stage::Production, &ep, target);
     }
 
     /// Makes `ep` serve `target`; returns false if it could not.
-    fn deploy(&mut self, stage: &str, ep: &Endpoint, target: Option<i64>) -> bool {
+    fn deploy(&mut self, stage: Stage, ep: &Endpoint, target: Option<i64>) -> bool {
         // The last recorded deployment is what the stage served when last observed (also
         // across restarts); the endpoint slot is what it serves now.
         let last = match self.registry.deployed(stage) {
@@ -180,7 +183,7 @@ impl Reconciler {
                 None => None,
                 Some(n) => match self.load(n) {
                     Ok(m) => {
-                        self.refused_deploys.remove(&(stage.to_string(), n));
+                        self.refused_deploys.remove(&(stage, n));
                         Some(Deployed {
                             version: n,
                             model: m,
@@ -188,7 +191,7 @@ impl Reconciler {
                     }
                     Err(e) => {
                         let msg = format!("deployment of v{n} to {stage} refused: {e}");
-                        if self.refused_deploys.insert((stage.to_string(), n)) {
+                        if self.refused_deploys.insert((stage, n)) {
                             let _ = self.registry.record_audit(
                                 "agent",
                                 "deploy",
@@ -202,7 +205,7 @@ impl Reconciler {
                     }
                 },
             };
-            if stage == "production" && target.is_some() {
+            if stage == Stage::Production && target.is_some() {
                 crate::failpoint::hit("promote.before-deploy");
             }
             ep.swap(deployed);
@@ -210,7 +213,7 @@ impl Reconciler {
             if serving.is_none() && last == target {
                 if let Some(n) = target {
                     tracing::info!(
-                        stage,
+                        stage = %stage,
                         version = n,
                         "serving v{n} in {stage} again, as before the restart"
                     );
@@ -225,7 +228,7 @@ impl Reconciler {
                 (Some(p), None) => format!("v{p} withdrawn; no version left for {stage}"),
                 (None, None) => unreachable!("last != target"),
             };
-            tracing::info!(stage, version = target, "{stage}: {reason}");
+            tracing::info!(stage = %stage, version = target, "{stage}: {reason}");
             if let Err(e) = self.registry.record_deployment(stage, target, &reason) {
                 self.problem(e.to_string());
             }
@@ -263,21 +266,21 @@ impl Reconciler {
                 stagetest::run(&target, &sample).await
             }
         };
-        let (passed, detail) = match result {
+        let (result, detail) = match result {
             Ok(d) => {
                 tracing::info!(version = n, "staging tests passed for v{n}: {d}");
-                (true, d)
+                (StagingResult::Passed, d)
             }
             Err(d) => {
                 tracing::error!(
                     version = n,
                     "staging tests failed for v{n}: {d}; staging rolls back"
                 );
-                (false, d)
+                (StagingResult::Failed, d)
             }
         };
         crate::failpoint::hit("staging.before-record");
-        if let Err(e) = self.registry.record_staging_result(n, passed, &detail) {
+        if let Err(e) = self.registry.record_staging_result(n, result, &detail) {
             self.problem(e.to_string());
         }
     }
@@ -288,9 +291,12 @@ impl Reconciler {
         let Ok(tags) = repo.approval_tags() else {
             return;
         };
-        let present: std::collections::HashSet<String> = tags
+        let present: std::collections::HashSet<ApprovalSource> = tags
             .iter()
-            .map(|t| format!("tag:{}@{}", t.name, t.object))
+            .map(|t| ApprovalSource::Tag {
+                name: t.name.clone(),
+                object: t.object.clone(),
+            })
             .collect();
         let Ok(approvals) = self.registry.approvals() else {
             return;
@@ -301,29 +307,24 @@ impl Reconciler {
         // Once a version is rejected, nothing its earlier approvals granted is still in force.
         let rejected: std::collections::HashSet<i64> = versions
             .iter()
-            .filter(|v| v.approval == crate::registry::REJECTED)
+            .filter(|v| v.approval == ApprovalStatus::Rejected)
             .map(|v| v.version)
             .collect();
         for a in approvals {
-            if !a.source.starts_with("tag:")
-                || a.outcome != "accepted"
-                || a.action == "reject"
+            let Some(action) = a.action else { continue };
+            if !a.source.is_tag()
+                || a.outcome != Decided::Accepted
+                || action == Action::Reject
                 || a.version.is_some_and(|n| rejected.contains(&n))
                 || present.contains(&a.source)
             {
                 continue;
             }
             if self.reported_vanished.insert(a.source.clone()) {
-                let name = a
-                    .source
-                    .trim_start_matches("tag:")
-                    .split('@')
-                    .next()
-                    .unwrap_or("");
+                let name = a.source.name();
                 tracing::warn!(
                     version = a.version,
-                    "tag {name} was deleted or moved after it was honoured; the {} of v{} stands (revoke with reject/v{})",
-                    a.action,
+                    "tag {name} was deleted or moved after it was honoured; the {action} of v{} stands (revoke with reject/v{})",
                     a.version.unwrap_or(0),
                     a.version.unwrap_or(0)
                 );

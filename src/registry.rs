@@ -17,6 +17,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use crate::domain::{
+    Action, ApprovalSource, ApprovalStatus, Method, Outcome, RunStatus, Stage, StagingResult,
+    StepStatus,
+};
 use crate::targets::{Facts, Move, Targets, VersionFacts};
 
 pub type Result<T> = std::result::Result<T, RegistryError>;
@@ -43,10 +47,6 @@ pub fn format_ts(ts: f64) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
-
-pub const PENDING: &str = "PendingManualApproval";
-pub const APPROVED: &str = "Approved";
-pub const REJECTED: &str = "Rejected";
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS audit (
 pub struct RunRow {
     pub run: i64,
     pub commit: String,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub interrupted: bool,
     pub trigger: String,
@@ -144,7 +144,7 @@ pub struct RunRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRow {
     pub step: String,
-    pub status: String,
+    pub status: StepStatus,
     pub duration_ms: Option<f64>,
     pub error: Option<String>,
 }
@@ -162,9 +162,9 @@ pub struct VersionRow {
     pub hyperparameters: serde_json::Value,
     pub metrics: serde_json::Value,
     pub artifact_sha256: String,
-    pub approval: String,
+    pub approval: ApprovalStatus,
     pub approval_ts: Option<f64>,
-    pub staging_result: Option<String>,
+    pub staging_result: Option<StagingResult>,
     pub staging_detail: Option<String>,
     pub staging_ts: Option<f64>,
     pub reject_reason: Option<String>,
@@ -173,14 +173,15 @@ pub struct VersionRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct ApprovalRow {
     pub id: i64,
-    pub source: String,
-    pub action: String,
+    pub source: ApprovalSource,
+    /// `None`: a refused file whose action could not be read (stored as `unknown`).
+    pub action: Option<Action>,
     pub version: Option<i64>,
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     pub approver: String,
-    pub method: String,
+    pub method: Method,
     pub given_ts: f64,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub reason: Option<String>,
     /// The approver's words (tag message or file `reason`).
     pub note: Option<String>,
@@ -216,12 +217,14 @@ pub struct NewVersion {
 /// A decision about one approval source (tag object or file), with its effect.
 #[derive(Debug, Clone)]
 pub struct Decision {
-    pub source: String,
-    pub action: String,
+    pub source: ApprovalSource,
+    /// What is stored: a staging rollback is stored as the reject of the version it removes,
+    /// with `stage` staging. `None`: a file whose action could not be read.
+    pub action: Option<Action>,
     pub version: Option<i64>,
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     pub approver: String,
-    pub method: String,
+    pub method: Method,
     pub given_ts: f64,
     /// The approver's words: the tag message or the file's `reason`.
     pub note: String,
@@ -233,6 +236,17 @@ pub struct Decision {
 
 pub struct Registry {
     conn: Mutex<Connection>,
+}
+
+/// The stored text of an action (`unknown` for a file whose action could not be read).
+fn action_text(a: Option<Action>) -> &'static str {
+    a.map(Action::as_str).unwrap_or("unknown")
+}
+
+/// A column read leniently: text that names no value (`unknown`, or a stage a refused file
+/// misspelt in a release that stored it) reads as `None`.
+fn lenient<T: std::str::FromStr>(r: &rusqlite::Row, i: usize) -> rusqlite::Result<Option<T>> {
+    Ok(r.get::<_, Option<String>>(i)?.and_then(|s| s.parse().ok()))
 }
 
 /// What is recorded on a rejected version: who, how, from where, and their words.
@@ -412,7 +426,7 @@ impl Registry {
         &self,
         run: i64,
         step: &str,
-        status: &str,
+        status: StepStatus,
         started_ts: f64,
         duration_ms: Option<f64>,
         error: Option<&str>,
@@ -428,7 +442,7 @@ impl Registry {
     }
 
     /// Ends a run that registered nothing (failed, or skipped because superseded).
-    pub fn finish_run(&self, run: i64, status: &str, error: Option<&str>) -> Result<()> {
+    pub fn finish_run(&self, run: i64, status: RunStatus, error: Option<&str>) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
@@ -436,8 +450,8 @@ impl Registry {
                 params![run, status, error, now_ts()],
             )?;
             let event = match status {
-                "Failed" => "run.failed",
-                "Skipped" => "run.skipped",
+                RunStatus::Failed => "run.failed",
+                RunStatus::Skipped => "run.skipped",
                 _ => "run.finished",
             };
             audit(&tx, "agent", "pipeline", event, None, Some(run), error.unwrap_or(""))?;
@@ -576,11 +590,9 @@ impl Registry {
             }
             let n: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM versions", [], |r| r.get(0))?;
             tx.execute(
-                &format!(
-                    "INSERT INTO versions (version, model_group, commit_sha, run, registered_ts, author_email, spec_sha256,
+                "INSERT INTO versions (version, model_group, commit_sha, run, registered_ts, author_email, spec_sha256,
                      data_sha256, hyperparameters, metrics, artifact_sha256, approval, staging_test)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '{PENDING}', ?12)"
-                ),
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     n,
                     v.model_group,
@@ -593,6 +605,7 @@ impl Registry {
                     v.hyperparameters.to_string(),
                     v.metrics.to_string(),
                     v.artifact_sha256,
+                    ApprovalStatus::Pending,
                     v.staging_test.to_string(),
                 ],
             )?;
@@ -607,7 +620,7 @@ impl Registry {
                 "version.registered",
                 Some(n),
                 Some(run),
-                &format!("v{n} from {} is {PENDING}", v.commit),
+                &format!("v{n} from {} is {}", v.commit, ApprovalStatus::Pending),
             )?;
             tx.commit()?;
             Ok((n, true))
@@ -646,10 +659,10 @@ impl Registry {
         })
     }
 
-    pub fn record_staging_result(&self, n: i64, passed: bool, detail: &str) -> Result<()> {
+    pub fn record_staging_result(&self, n: i64, result: StagingResult, detail: &str) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let result = if passed { "Passed" } else { "Failed" };
+            let passed = result == StagingResult::Passed;
             tx.execute(
                 "UPDATE versions SET staging_result = ?2, staging_detail = ?3, staging_ts = ?4 WHERE version = ?1",
                 params![n, result, detail, now_ts()],
@@ -664,7 +677,7 @@ impl Registry {
     // ---- approvals --------------------------------------------------------------------
 
     /// Every approval source decided so far.
-    pub fn approval_sources(&self) -> Result<std::collections::HashSet<String>> {
+    pub fn approval_sources(&self) -> Result<std::collections::HashSet<ApprovalSource>> {
         Ok(self
             .query("SELECT source FROM approvals", [], |r| r.get(0))?
             .into_iter()
@@ -676,35 +689,35 @@ impl Registry {
         self.with(|c| {
             let tx = c.transaction()?;
             let (outcome, reason) = match &d.outcome {
-                Ok(()) => ("accepted", None),
-                Err(r) => ("refused", Some(r.as_str())),
+                Ok(()) => (Outcome::Accepted, None),
+                Err(r) => (Outcome::Refused, Some(r.as_str())),
             };
             tx.execute(
                 "INSERT INTO approvals (source, action, version, stage, approver, method, given_ts, seen_ts, outcome, reason, note, forced)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![d.source, d.action, d.version, d.stage, d.approver, d.method, d.given_ts, now_ts(), outcome, reason,
+                params![d.source, action_text(d.action), d.version, d.stage, d.approver, d.method, d.given_ts, now_ts(), outcome, reason,
                         Some(d.note.trim()).filter(|n| !n.is_empty()), d.forced],
             )?;
             if d.outcome.is_ok() {
-                match (d.action.as_str(), d.version) {
-                    ("approve", Some(n)) => {
+                match (d.action, d.version) {
+                    (Some(Action::Approve), Some(n)) => {
                         tx.execute(
-                            &format!("UPDATE versions SET approval = '{APPROVED}', approval_ts = ?2 WHERE version = ?1"),
-                            params![n, now_ts()],
+                            "UPDATE versions SET approval = ?3, approval_ts = ?2 WHERE version = ?1",
+                            params![n, now_ts(), ApprovalStatus::Approved],
                         )?;
                     }
-                    ("reject", Some(n)) => {
+                    (Some(Action::Reject), Some(n)) => {
                         tx.execute(
-                            &format!("UPDATE versions SET approval = '{REJECTED}', approval_ts = ?2, reject_reason = ?3 WHERE version = ?1"),
-                            params![n, now_ts(), reject_reason(d)],
+                            "UPDATE versions SET approval = ?4, approval_ts = ?2, reject_reason = ?3 WHERE version = ?1",
+                            params![n, now_ts(), reject_reason(d), ApprovalStatus::Rejected],
                         )?;
                     }
                     _ => {}
                 }
             }
-            let event = format!("{}.{}", d.action, outcome);
+            let event = format!("{}.{}", action_text(d.action), outcome);
             let mut detail = match &d.outcome {
-                Ok(()) => d.source.clone(),
+                Ok(()) => d.source.to_string(),
                 Err(r) => format!("{}: {r}", d.source),
             };
             if d.outcome.is_ok() && d.forced {
@@ -715,7 +728,7 @@ impl Registry {
                 detail.push_str(": ");
                 detail.push_str(note);
             }
-            audit(&tx, &d.approver, &d.method, &event, d.version, None, &detail)?;
+            audit(&tx, &d.approver, d.method.as_str(), &event, d.version, None, &detail)?;
             tx.commit()?;
             Ok(())
         })
@@ -730,9 +743,9 @@ impl Registry {
                 Ok(ApprovalRow {
                     id: r.get(0)?,
                     source: r.get(1)?,
-                    action: r.get(2)?,
+                    action: lenient(r, 2)?,
                     version: r.get(3)?,
-                    stage: r.get(4)?,
+                    stage: lenient(r, 4)?,
                     approver: r.get(5)?,
                     method: r.get(6)?,
                     given_ts: r.get(7)?,
@@ -756,21 +769,29 @@ impl Registry {
                 Ok(VersionFacts {
                     version: r.get(0)?,
                     approval: r.get(1)?,
-                    staging_passed: r.get::<_, Option<String>>(2)?.map(|s| s == "Passed"),
+                    staging: r.get(2)?,
                 })
             },
         )?;
-        let moves = self.query(
-            "SELECT action, version, stage FROM approvals WHERE outcome = 'accepted' ORDER BY id",
-            [],
-            |r| {
-                Ok(Move {
-                    action: r.get(0)?,
-                    version: r.get(1)?,
-                    stage: r.get(2)?,
-                })
-            },
-        )?;
+        let moves = self
+            .query(
+                "SELECT action, version, stage FROM approvals WHERE outcome = ?1 ORDER BY id",
+                [Outcome::Accepted],
+                |r| {
+                    Ok(
+                        lenient::<Action>(r, 0)?.map(|action| -> rusqlite::Result<Move> {
+                            Ok(Move {
+                                action,
+                                version: r.get(1)?,
+                                stage: lenient(r, 2)?,
+                            })
+                        }),
+                    )
+                },
+            )?
+            .into_iter()
+            .flatten()
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(Facts { versions, moves })
     }
 
@@ -795,7 +816,12 @@ impl Registry {
         Ok(self.targets()?.production())
     }
 
-    pub fn record_deployment(&self, stage: &str, version: Option<i64>, reason: &str) -> Result<()> {
+    pub fn record_deployment(
+        &self,
+        stage: Stage,
+        version: Option<i64>,
+        reason: &str,
+    ) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
@@ -822,7 +848,7 @@ impl Registry {
     }
 
     /// The version most recently deployed to `stage` (what it served when the agent stopped).
-    pub fn deployed(&self, stage: &str) -> Result<Option<i64>> {
+    pub fn deployed(&self, stage: Stage) -> Result<Option<i64>> {
         self.with(|c| {
             Ok(c.query_row(
                 "SELECT version FROM deployments WHERE stage = ?1 ORDER BY id DESC LIMIT 1",
@@ -837,7 +863,7 @@ impl Registry {
     /// The model package group whose name `stage`'s endpoint answers to: that of the version
     /// it serves; when it serves none, of the version it served last; when it never served,
     /// of the newest version. Never the head commit's: an unapproved commit renames nothing.
-    pub fn endpoint_group(&self, stage: &str) -> Result<String> {
+    pub fn endpoint_group(&self, stage: Stage) -> Result<String> {
         self.with(|c| {
             let served: Option<String> = c
                 .query_row(

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository, Signature};
 
+use crate::domain::Action;
+
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct RepoError(pub String);
@@ -21,39 +23,16 @@ impl From<git2::Error> for RepoError {
 
 pub type Result<T> = std::result::Result<T, RepoError>;
 
-/// The three approval actions a tag can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TagAction {
-    Approve,
-    Promote,
-    Reject,
-}
-
-impl TagAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TagAction::Approve => "approve",
-            TagAction::Promote => "promote",
-            TagAction::Reject => "reject",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TagAction> {
-        match s {
-            "approve" => Some(TagAction::Approve),
-            "promote" => Some(TagAction::Promote),
-            "reject" => Some(TagAction::Reject),
-            _ => None,
-        }
-    }
-}
+/// The actions a tag name can carry (`approve/`, `promote/`, `reject/`; a rollback is never a
+/// tag).
+pub const TAG_ACTIONS: [Action; 3] = [Action::Approve, Action::Promote, Action::Reject];
 
 /// A tag in one of the approval namespaces (`approve/`, `promote/`, `reject/`).
 #[derive(Debug, Clone)]
 pub struct ApprovalTag {
     /// Full short name, e.g. `approve/v3`.
     pub name: String,
-    pub action: TagAction,
+    pub action: Action,
     /// The version number, or `None` if the name is malformed.
     pub version: Option<i64>,
     /// The tag object id (annotated) or the target commit id (lightweight).
@@ -268,7 +247,7 @@ impl ModelRepo {
             let Some((ns, rest)) = name.split_once('/') else {
                 continue;
             };
-            let Some(action) = TagAction::parse(ns) else {
+            let Some(action) = ns.parse().ok().filter(|a| TAG_ACTIONS.contains(a)) else {
                 continue;
             };
             let Some(oid) = r.target() else { continue };

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::domain::Stage;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
@@ -75,15 +76,15 @@ pub struct Deployed {
 
 /// One stage's endpoint: its name, the model slot and its metrics.
 pub struct Endpoint {
-    pub stage: &'static str,
+    pub stage: Stage,
     name: ArcSwap<String>,
     slot: ArcSwapOption<Deployed>,
     metrics: EndpointMetrics,
 }
 
 impl Endpoint {
-    pub fn new(stage: &'static str, name: String) -> Arc<Endpoint> {
-        let metrics = EndpointMetrics::new(stage);
+    pub fn new(stage: Stage, name: String) -> Arc<Endpoint> {
+        let metrics = EndpointMetrics::new(stage.as_str());
         metrics.set_model(&name, None);
         Arc::new(Endpoint {
             stage,

@@ -45,14 +45,6 @@ impl Default for ProjectSpec {
     }
 }
 
-/// SageMaker's endpoint names: `<group>-staging` and `<group>-prod`.
-pub fn endpoint_name(group: &str, stage: &str) -> String {
-    match stage {
-        "staging" => format!("{group}-staging"),
-        _ => format!("{group}-prod"),
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
@@ -273,11 +265,11 @@ impl PipelineSpec {
     }
 
     pub fn staging_endpoint_name(&self) -> String {
-        endpoint_name(&self.project.name, "staging")
+        crate::domain::Stage::Staging.endpoint_name(&self.project.name)
     }
 
     pub fn production_endpoint_name(&self) -> String {
-        endpoint_name(&self.project.name, "production")
+        crate::domain::Stage::Production.endpoint_name(&self.project.name)
     }
 }
 

@@ -8,26 +8,24 @@
 //! The same functions answer "what would this decision do?" ([`Facts::after`]), which is how a
 //! reject or rollback that would leave a stage without a model is caught before it is applied.
 
-use crate::registry::{APPROVED, REJECTED};
+use crate::domain::{Action, ApprovalStatus, Stage, StagingResult};
 
 /// What the targets depend on for one version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VersionFacts {
     pub version: i64,
-    /// `PendingManualApproval`, `Approved` or `Rejected`.
-    pub approval: String,
-    /// `Some(true)` passed, `Some(false)` failed, `None` not tested yet.
-    pub staging_passed: Option<bool>,
+    pub approval: ApprovalStatus,
+    /// `None`: not tested yet.
+    pub staging: Option<StagingResult>,
 }
 
 /// An accepted decision, as far as the targets are concerned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Move {
-    /// `approve`, `promote`, `reject` or `rollback`.
-    pub action: String,
+    pub action: Action,
     pub version: Option<i64>,
-    /// `staging` or `production` (rollback only).
-    pub stage: Option<String>,
+    /// The stage a rollback names.
+    pub stage: Option<Stage>,
 }
 
 /// Every fact the stage targets are derived from.
@@ -51,11 +49,10 @@ impl Targets {
         self.production_stack.last().copied()
     }
 
-    pub fn get(&self, stage: &str) -> Option<i64> {
-        if stage == "staging" {
-            self.staging
-        } else {
-            self.production()
+    pub fn get(&self, stage: Stage) -> Option<i64> {
+        match stage {
+            Stage::Staging => self.staging,
+            Stage::Production => self.production(),
         }
     }
 }
@@ -64,7 +61,9 @@ impl Targets {
 pub fn staging_target(versions: &[VersionFacts]) -> Option<i64> {
     versions
         .iter()
-        .filter(|v| v.approval == APPROVED && v.staging_passed != Some(false))
+        .filter(|v| {
+            v.approval == ApprovalStatus::Approved && v.staging != Some(StagingResult::Failed)
+        })
         .map(|v| v.version)
         .max()
 }
@@ -73,13 +72,13 @@ pub fn staging_target(versions: &[VersionFacts]) -> Option<i64> {
 pub fn production_stack(moves: &[Move]) -> Vec<i64> {
     let mut stack: Vec<i64> = Vec::new();
     for m in moves {
-        match (m.action.as_str(), m.version) {
-            ("promote", Some(n)) => {
+        match (m.action, m.version) {
+            (Action::Promote, Some(n)) => {
                 stack.retain(|&v| v != n);
                 stack.push(n);
             }
-            ("reject", Some(n)) => stack.retain(|&v| v != n),
-            ("rollback", _) if m.stage.as_deref() == Some("production") => {
+            (Action::Reject, Some(n)) => stack.retain(|&v| v != n),
+            (Action::Rollback, _) if m.stage == Some(Stage::Production) => {
                 stack.pop();
             }
             _ => {}
@@ -99,18 +98,15 @@ impl Facts {
     /// The facts as they would be once `m` is accepted.
     pub fn after(&self, m: &Move) -> Facts {
         let mut next = self.clone();
-        match (m.action.as_str(), m.version) {
-            ("reject", Some(n)) => {
-                for v in next.versions.iter_mut().filter(|v| v.version == n) {
-                    v.approval = REJECTED.to_string();
-                }
+        let status = match m.action {
+            Action::Reject => Some(ApprovalStatus::Rejected),
+            Action::Approve => Some(ApprovalStatus::Approved),
+            _ => None,
+        };
+        if let (Some(status), Some(n)) = (status, m.version) {
+            for v in next.versions.iter_mut().filter(|v| v.version == n) {
+                v.approval = status;
             }
-            ("approve", Some(n)) => {
-                for v in next.versions.iter_mut().filter(|v| v.version == n) {
-                    v.approval = APPROVED.to_string();
-                }
-            }
-            _ => {}
         }
         next.moves.push(m.clone());
         next
@@ -118,33 +114,42 @@ impl Facts {
 }
 
 /// The stages that serve a model now and would serve none once `m` is accepted.
-pub fn stages_left_empty(facts: &Facts, m: &Move) -> Vec<&'static str> {
+pub fn stages_left_empty(facts: &Facts, m: &Move) -> Vec<Stage> {
     let before = facts.targets();
     let after = facts.after(m).targets();
-    ["staging", "production"]
-        .into_iter()
-        .filter(|s| before.get(s).is_some() && after.get(s).is_none())
+    Stage::ALL
+        .iter()
+        .copied()
+        .filter(|&s| before.get(s).is_some() && after.get(s).is_none())
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::PENDING;
+    use crate::domain::ApprovalStatus::{
+        Approved as APPROVED, Pending as PENDING, Rejected as REJECTED,
+    };
 
-    fn v(version: i64, approval: &str, staging_passed: Option<bool>) -> VersionFacts {
+    fn v(version: i64, approval: ApprovalStatus, passed: Option<bool>) -> VersionFacts {
         VersionFacts {
             version,
-            approval: approval.into(),
-            staging_passed,
+            approval,
+            staging: passed.map(|p| {
+                if p {
+                    StagingResult::Passed
+                } else {
+                    StagingResult::Failed
+                }
+            }),
         }
     }
 
     fn mv(action: &str, version: Option<i64>, stage: Option<&str>) -> Move {
         Move {
-            action: action.into(),
+            action: action.parse().unwrap(),
             version,
-            stage: stage.map(str::to_string),
+            stage: stage.map(|s| s.parse().unwrap()),
         }
     }
 
@@ -193,7 +198,7 @@ mod tests {
         let reject = mv("reject", Some(1), None);
         assert_eq!(
             stages_left_empty(&facts, &reject),
-            vec!["staging", "production"]
+            vec![Stage::Staging, Stage::Production]
         );
         // With an earlier version both stages fall back to it: nothing is left empty.
         let facts = Facts {
@@ -212,7 +217,7 @@ mod tests {
             moves: vec![mv("promote", Some(1), None)],
         };
         let rb = mv("rollback", None, Some("production"));
-        assert_eq!(stages_left_empty(&facts, &rb), vec!["production"]);
+        assert_eq!(stages_left_empty(&facts, &rb), vec![Stage::Production]);
     }
 
     #[test]

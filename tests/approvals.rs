@@ -178,7 +178,7 @@ fn approvers_allow_list_is_enforced_for_tags_and_files() {
         .approvals()
         .unwrap()
         .into_iter()
-        .find(|a| a.outcome == "accepted")
+        .find(|a| a.outcome == rcfops::domain::Outcome::Accepted)
         .unwrap();
     assert_eq!(
         (a.approver.as_str(), a.method.as_str()),
@@ -249,7 +249,7 @@ fn cli_approval_commands_create_real_tags_and_files() {
         .approvals()
         .unwrap()
         .into_iter()
-        .map(|a| (a.action, a.method))
+        .map(|a| (a.action.unwrap().to_string(), a.method.to_string()))
         .collect();
     for action in ["approve", "promote", "reject"] {
         assert!(

@@ -12,6 +12,8 @@
 
 mod common;
 
+use rcfops::domain::Stage;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -122,14 +124,14 @@ fn stored(p: &Project) -> Stored {
                 (
                     v.version,
                     v.commit,
-                    v.approval,
-                    v.staging_result,
+                    v.approval.to_string(),
+                    v.staging_result.map(|r| r.to_string()),
                     v.artifact_sha256,
                 )
             })
             .collect(),
-        staging: reg.deployed("staging").unwrap(),
-        production: reg.deployed("production").unwrap(),
+        staging: reg.deployed(Stage::Staging).unwrap(),
+        production: reg.deployed(Stage::Production).unwrap(),
         staging_target: reg.staging_target().unwrap(),
         production_target: reg.production_target().unwrap(),
         accepted: reg
@@ -137,7 +139,7 @@ fn stored(p: &Project) -> Stored {
             .unwrap()
             .into_iter()
             .filter(|a| a.outcome == "accepted")
-            .map(|a| a.source)
+            .map(|a| a.source.to_string())
             .collect(),
         artifacts,
     }
@@ -1340,9 +1342,9 @@ fn decision(p: &Project, source: &str) -> Option<(String, String)> {
             .approvals()
             .unwrap()
             .into_iter()
-            .find(|a| a.source == source)
+            .find(|a| a.source.to_string() == source)
         {
-            return Some((a.outcome, a.reason.unwrap_or_default()));
+            return Some((a.outcome.to_string(), a.reason.unwrap_or_default()));
         }
         std::thread::sleep(Duration::from_millis(40));
     }
@@ -1358,9 +1360,13 @@ fn decision_prefix(p: &Project, prefix: &str) -> Option<(String, String, String)
             .approvals()
             .unwrap()
             .into_iter()
-            .find(|a| a.source.starts_with(prefix))
+            .find(|a| a.source.to_string().starts_with(prefix))
         {
-            return Some((a.source, a.outcome, a.reason.unwrap_or_default()));
+            return Some((
+                a.source.to_string(),
+                a.outcome.to_string(),
+                a.reason.unwrap_or_default(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(40));
     }
@@ -1673,7 +1679,7 @@ fn approval_tag_cases() {
         .approvals()
         .unwrap()
         .into_iter()
-        .map(|a| a.source)
+        .map(|a| a.source.to_string())
         .filter(|s| {
             s.starts_with("tag:approved/")
                 || s.starts_with("tag:v1")
@@ -1849,13 +1855,9 @@ fn approval_file_cases() {
     assert_eq!(o, "accepted", "{why}");
     let mut problems = Vec::new();
     for (name, _, _) in &cases {
-        if !p
-            .registry()
-            .approvals()
-            .unwrap()
-            .iter()
-            .any(|a| a.source.starts_with(&format!("file:{name}@")) && a.outcome == "refused")
-        {
+        if !p.registry().approvals().unwrap().iter().any(|a| {
+            a.source.to_string().starts_with(&format!("file:{name}@")) && a.outcome == "refused"
+        }) {
             problems.push(format!("{name} lost its refusal"));
         }
     }
@@ -1869,7 +1871,7 @@ fn approval_file_cases() {
             .approvals()
             .unwrap()
             .iter()
-            .any(|a| a.source.starts_with(&format!("file:{name}@")))
+            .any(|a| a.source.to_string().starts_with(&format!("file:{name}@")))
         {
             problems.push(format!("{name} was read as an approval"));
         }
@@ -1906,7 +1908,7 @@ fn approval_file_cases() {
         .approvals()
         .unwrap()
         .iter()
-        .filter(|a| a.source.starts_with("file:approve-v1.toml@"))
+        .filter(|a| a.source.to_string().starts_with("file:approve-v1.toml@"))
         .count();
     let mut problems = if n == 1 {
         Vec::new()

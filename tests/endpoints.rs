@@ -634,7 +634,8 @@ fn slow_clients_time_out_without_stalling_the_server() {
         .enable_all()
         .build()
         .unwrap();
-    let ep = rcfops::serve::Endpoint::new("staging", "card-fraud-staging".into());
+    let ep =
+        rcfops::serve::Endpoint::new(rcfops::domain::Stage::Staging, "card-fraud-staging".into());
     ep.swap(Some(rcfops::serve::Deployed {
         version: 7,
         model: sample_model(),

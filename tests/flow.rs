@@ -151,7 +151,7 @@ fn happy_path_commit_to_production() {
         .approvals()
         .unwrap()
         .into_iter()
-        .find(|a| a.action == "approve")
+        .find(|a| a.action.is_some_and(|x| x == "approve"))
         .unwrap();
     assert_eq!(
         (approve.approver.as_str(), approve.method.as_str()),

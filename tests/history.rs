@@ -78,7 +78,7 @@ fn resets_force_pushes_and_deleted_branches() {
         .approvals()
         .unwrap()
         .iter()
-        .any(|a| a.source.starts_with("tag:approve/v1@")
+        .any(|a| a.source.to_string().starts_with("tag:approve/v1@")
             && a.reason
                 .as_deref()
                 .is_some_and(|r| r.contains("already approved")))));

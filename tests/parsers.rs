@@ -3,9 +3,9 @@
 //! The same entry points are the cargo-fuzz targets in `fuzz/`.
 
 use proptest::prelude::*;
+use rcfops::approvals::ApprovalFile;
 use rcfops::config::Config;
 use rcfops::data::Table;
-use rcfops::gates::ApprovalFile;
 use rcfops::model::Model;
 use rcfops::spec::PipelineSpec;
 

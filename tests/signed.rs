@@ -95,18 +95,19 @@ fn only_tags_signed_by_allowed_keys_are_accepted() {
     assert!(why.contains("mallory@bank.example has no key"), "{why}");
     p.delete_tag("approve/v1");
 
-    // `rcfops approve` makes an annotated, unsigned tag: refused for the signature.
+    // `rcfops approve` would make an unsigned tag: it makes none and says which command signs.
     let mut git_cfg = p.repo().config().unwrap();
     git_cfg.set_str("user.name", "Lead").unwrap();
     git_cfg.set_str("user.email", "lead@bank.example").unwrap();
     let out = p.rcfops(&["approve", "1"]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(
-        text.contains("require_signed is on and it is not signed"),
+        text.contains("require_signed is on, so approve/v1 must be a signed tag")
+            && text.contains("tag -s approve/v1"),
         "{text}"
     );
-    p.delete_tag("approve/v1");
+    assert!(p.repo().revparse_single("refs/tags/approve/v1").is_err());
 
     // An approval file cannot be signed.
     let out = p.rcfops(&["approve", "1", "--file"]);
@@ -131,7 +132,7 @@ fn only_tags_signed_by_allowed_keys_are_accepted() {
 fn a_forged_signature_is_refused() {
     let keys = tempfile::tempdir().unwrap();
     let (lead_key, lead_pub) = keygen(keys.path(), "lead");
-    let signers = rcfops::signing::AllowedSigners::parse(
+    let signers = rcfops::approvals::signing::AllowedSigners::parse(
         &format!("lead@bank.example {lead_pub}\n"),
         "allowed_signers",
     )

@@ -314,9 +314,9 @@ staging_test_records = 60
                 .approvals()
                 .unwrap()
                 .into_iter()
-                .find(|a| a.source.starts_with(prefix))
+                .find(|a| a.source.to_string().starts_with(prefix))
             {
-                return (a.outcome, a.reason.unwrap_or_default());
+                return (a.outcome.to_string(), a.reason.unwrap_or_default());
             }
             assert!(
                 Instant::now() < deadline,
