@@ -15,7 +15,7 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("rcfops: {e:#}");
-            std::process::exit(2);
+            std::process::exit(rcfops::cli::exit_code(&e));
         }
     }
 }

@@ -218,3 +218,140 @@ fn one_agent_per_state_folder() {
     // The running agent is unaffected.
     assert_eq!(p.status()["agent_running"], true);
 }
+
+#[test]
+fn exit_codes_tell_a_failed_operation_from_a_usage_error() {
+    let p = Project::new("");
+    let out = p.rcfops(&["run"]);
+    assert!(out.status.success());
+    // Usage: a malformed version number, an unknown stage.
+    for args in [&["approve", "x1"][..], &["rollback", "prod"][..]] {
+        let out = p.rcfops(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+    // A failed operation: the endpoint cannot be reached (no agent runs).
+    let mut child = p
+        .cmd(&["score", "--stage", "production"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sample_records(1)[0].as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the production endpoint"));
+}
+
+#[test]
+fn eval_takes_the_model_repos_pipeline_toml_gate_included() {
+    let p = Project::new("");
+    let spec = p.repo_path.join("pipeline.toml");
+    let out = p.rcfops(&["eval", "--spec", spec.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Exactly what a commit runs: the registered v1 has the same metrics.
+    assert!(p.rcfops(&["run"]).status.success());
+    let v1 = p.registry().version(1).unwrap().unwrap();
+    assert_eq!(doc["metrics"], v1.metrics);
+    assert_eq!(doc["gate"]["passed"], true);
+
+    // A gate the model cannot meet: exit 1, and the verdict says what a commit would do.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let strict = p.dir.path().join("strict.toml");
+    let data = p.repo_path.join("data/transactions.csv");
+    std::fs::write(
+        &strict,
+        text.replace("min_roc_auc = 0.85", "min_roc_auc = 0.999"),
+    )
+    .unwrap();
+    let out = p.rcfops(&[
+        "eval",
+        "--spec",
+        strict.to_str().unwrap(),
+        data.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("gate failed: roc_auc") && stdout.contains("would register nothing"),
+        "{stdout}"
+    );
+    // Flags that the spec decides are refused beside it.
+    let out = p.rcfops(&["eval", "--spec", spec.to_str().unwrap(), "--trees", "50"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn stream_reads_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv: String = std::iter::once("timestamp,value".to_string())
+        .chain((0..300).map(|i| format!("{i},{}", (i as f64 / 7.0).sin())))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.path().join("s.csv");
+    std::fs::write(&path, &csv).unwrap();
+    let from_file = std::process::Command::new(BIN)
+        .args(["stream", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["stream", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(csv.as_bytes())
+        .unwrap();
+    let from_stdin = child.wait_with_output().unwrap();
+    assert!(from_stdin.status.success());
+    assert_eq!(from_stdin.stdout, from_file.stdout);
+    assert_eq!(
+        String::from_utf8_lossy(&from_stdin.stdout).lines().count(),
+        300
+    );
+}
+
+#[test]
+fn logs_take_a_line_count_and_a_start_time() {
+    let p = Project::new("");
+    assert!(p.rcfops(&["run"]).status.success());
+    let all = String::from_utf8(p.rcfops(&["logs"]).stdout).unwrap();
+    let n = all.lines().count();
+    assert!(n > 3, "{all}");
+    let last2 = String::from_utf8(p.rcfops(&["logs", "-n", "2"]).stdout).unwrap();
+    assert_eq!(
+        last2.lines().collect::<Vec<_>>(),
+        all.lines().skip(n - 2).collect::<Vec<_>>()
+    );
+    // The human form keeps the fields the JSON has (step timings, metrics).
+    assert!(all.contains("step=train") && all.contains(" ms="), "{all}");
+    assert!(all.contains("roc_auc="), "{all}");
+    assert!(!all.contains('\u{1b}'), "no colour codes in a pipe");
+    let future = String::from_utf8(
+        p.rcfops(&["logs", "--since", "2099-01-01T00:00:00Z"])
+            .stdout,
+    )
+    .unwrap();
+    assert!(future.is_empty(), "{future}");
+    let recent = String::from_utf8(p.rcfops(&["logs", "--since", "1h"]).stdout).unwrap();
+    assert_eq!(recent.lines().count(), n);
+    let out = p.rcfops(&["logs", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since \"yesterday\""));
+}

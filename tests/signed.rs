@@ -153,3 +153,78 @@ fn a_forged_signature_is_refused() {
         .unwrap_err();
     assert!(err.contains("forged or altered"), "{err}");
 }
+
+/// `git tag -a` in the model repo as `email`, with whatever signing the repo's git config asks.
+fn git_tag(p: &Project, name: &str, commit: &str, email: &str) {
+    let out = Command::new("git")
+        .current_dir(&p.repo_path)
+        .args(["-c", "user.name=Approver", "-c"])
+        .arg(format!("user.email={email}"))
+        .args(["tag", "-a", name, "-m", "reviewed", commit])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git tag -a: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn one_command_turns_signed_approvals_on() {
+    let keys = tempfile::tempdir().unwrap();
+    keygen(keys.path(), "lead");
+    let p = Project::new("");
+    let out = p.rcfops(&[
+        "signing",
+        "setup",
+        "--key",
+        keys.path().join("lead.pub").to_str().unwrap(),
+        "--email",
+        "lead@bank.example",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = std::fs::read_to_string(&p.cfg_path).unwrap();
+    assert!(cfg.contains("require_signed = true"), "{cfg}");
+    let signers = p.dir.path().join("allowed_signers");
+    let listed = std::fs::read_to_string(&signers).unwrap();
+    assert!(
+        listed.starts_with("lead@bank.example namespaces=\"git\" ssh-ed25519 "),
+        "{listed}"
+    );
+    // Running it again changes nothing.
+    let again = p.rcfops(&[
+        "signing",
+        "setup",
+        "--key",
+        keys.path().join("lead.pub").to_str().unwrap(),
+        "--email",
+        "lead@bank.example",
+    ]);
+    assert!(again.status.success());
+    assert_eq!(std::fs::read_to_string(&signers).unwrap(), listed);
+    assert_eq!(std::fs::read_to_string(&p.cfg_path).unwrap(), cfg);
+
+    let _agent = p.start();
+    p.wait_version(1);
+    let c1 = p.version_commit(1);
+    // The status says identities are proven now.
+    assert_eq!(p.status()["approver_identities"], "signed");
+    // An unsigned tag (git2 does not sign) is refused; plain `git tag -a` now signs.
+    let oid = p.tag("approve/v1", &c1, "lead@bank.example");
+    let (o, why) = p.wait_decision(&format!("tag:approve/v1@{oid}"));
+    assert_eq!(o, "refused", "{why}");
+    p.delete_tag("approve/v1");
+    git_tag(&p, "approve/v1", &c1, "lead@bank.example");
+    p.wait_status("staging passed", |s| {
+        version(s, 1).unwrap()["staging_tests"] == "Passed"
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    git_tag(&p, "promote/v1", &c1, "lead@bank.example");
+    p.wait_status("production", |s| stage_version(s, "production") == Some(1));
+}

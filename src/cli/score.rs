@@ -40,10 +40,10 @@ pub(super) fn cmd_score(cfg: &Config, stage: &str, file: Option<PathBuf>) -> Res
             let status = resp.status();
             Ok::<_, reqwest::Error>((status, resp.text().await?))
         })
-        .with_context(|| {
-            format!(
+        .map_err(|e| {
+            anyhow::Error::new(e).context(Failed(format!(
                 "cannot reach the {stage} endpoint at {url}; is the agent running (`rcfops up`)?"
-            )
+            )))
         })?;
     if !status.is_success() {
         eprintln!("{stage} endpoint answered {status}: {text}");

@@ -281,6 +281,13 @@ fn separation_of_duties_keeps_the_author_from_promoting() {
     let mut r = tag(Action::Promote, 1);
     r.approver = "Dana@Bank.example".into();
     assert!(refused(w.judge(&r)).contains("separation of duties: Dana@Bank.example authored v1"));
+    // Even from the production list.
+    w.rules.production_approvers = vec!["dana@bank.example".into(), "lead@bank.example".into()];
+    assert!(refused(w.judge(&r)).contains("separation of duties"));
+    assert_eq!(
+        w.judge(&tag(Action::Promote, 1)),
+        Verdict::Accept(Effect::Promote(1))
+    );
     w.rules.separation_of_duties = false;
     assert_eq!(w.judge(&r), Verdict::Accept(Effect::Promote(1)));
 }
