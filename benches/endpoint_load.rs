@@ -28,12 +28,12 @@ fn env_or(name: &str, default: u64) -> u64 {
 /// The sample model and the sample records (features only, raw units, row-major).
 fn sample() -> (Model, Vec<f64>, usize) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-repo");
-    let spec = rcfops::spec::PipelineSpec::parse(
+    let spec = rcfops::pipeline::spec::PipelineSpec::parse(
         &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
     )
     .unwrap();
     let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
-    let table = rcfops::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
+    let table = rcfops::pipeline::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
     let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
     let model = rcfops::pipeline::train_and_evaluate(
         &data,

@@ -17,8 +17,8 @@
 
 use std::path::PathBuf;
 
+use rcfops::pipeline::spec::{PreprocessSpec, Scaling};
 use rcfops::pipeline::{self, Dataset};
-use rcfops::spec::{PreprocessSpec, Scaling};
 
 /// Baselines from `../shared/datasets/README.md`: table "Measured baselines" (scikit-learn
 /// `IsolationForest(n_estimators=100, max_samples=256)`, median of seeds 0–4) and table

@@ -97,11 +97,11 @@ impl ModelRepo {
 
     /// Creates a repo at `path` from `template` with one commit on `branch`.
     pub fn init_from_template(template: &Path, path: &Path, branch: &str) -> Result<ModelRepo> {
-        if !template.join(crate::spec::SPEC_FILE).is_file() {
+        if !template.join(crate::pipeline::spec::SPEC_FILE).is_file() {
             return Err(RepoError(format!(
                 "template {} has no {}; set [repo] template in config.toml to a model-build folder",
                 template.display(),
-                crate::spec::SPEC_FILE
+                crate::pipeline::spec::SPEC_FILE
             )));
         }
         if path.join(".git").exists() {

@@ -578,12 +578,12 @@ fn boto3_sagemaker_runtime_client_gets_the_same_scores() {
 /// The sample repo's model, trained in-process exactly as the pipeline trains it.
 fn sample_model() -> Model {
     let root = sample_repo();
-    let spec = rcfops::spec::PipelineSpec::parse(
+    let spec = rcfops::pipeline::spec::PipelineSpec::parse(
         &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
     )
     .unwrap();
     let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
-    let table = rcfops::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
+    let table = rcfops::pipeline::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
     let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
     rcfops::pipeline::train_and_evaluate(
         &data,

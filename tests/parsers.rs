@@ -5,9 +5,9 @@
 use proptest::prelude::*;
 use rcfops::approvals::ApprovalFile;
 use rcfops::config::Config;
-use rcfops::data::Table;
 use rcfops::model::Model;
-use rcfops::spec::PipelineSpec;
+use rcfops::pipeline::data::Table;
+use rcfops::pipeline::spec::PipelineSpec;
 
 fn csv_like() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use rcfops::pipeline::spec::{PipelineSpec, PreprocessSpec, Scaling};
 use rcfops::pipeline::{self, Dataset};
-use rcfops::spec::{PipelineSpec, PreprocessSpec, Scaling};
 
 fn datasets() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");

@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(t) = rcfops::data::Table::parse_csv(data, "fuzz.csv") {
+    if let Ok(t) = rcfops::pipeline::data::Table::parse_csv(data, "fuzz.csv") {
         assert!(t.values.iter().all(|v| v.is_finite()));
     }
 });

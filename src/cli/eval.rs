@@ -16,7 +16,7 @@ struct EvalPlan {
     test_fraction: f64,
     split_seed: u64,
     scaling: &'static str,
-    spec: Option<crate::spec::PipelineSpec>,
+    spec: Option<crate::pipeline::spec::PipelineSpec>,
 }
 
 fn read_data(path: &Path) -> Result<Vec<u8>> {
@@ -27,10 +27,14 @@ fn eval_plan(a: &EvalArgs) -> Result<EvalPlan> {
     if let Some(spec_path) = &a.spec {
         let text = std::fs::read_to_string(spec_path)
             .with_context(|| format!("cannot read {}", spec_path.display()))?;
-        let spec = crate::spec::PipelineSpec::parse(&text).map_err(|e| {
+        let spec = crate::pipeline::spec::PipelineSpec::parse(&text).map_err(|e| {
             anyhow!(
                 "{}",
-                e.0.replacen(crate::spec::SPEC_FILE, &spec_path.display().to_string(), 1)
+                e.0.replacen(
+                    crate::pipeline::spec::SPEC_FILE,
+                    &spec_path.display().to_string(),
+                    1
+                )
             )
         })?;
         let data = a.data.clone().unwrap_or_else(|| {
@@ -51,7 +55,7 @@ fn eval_plan(a: &EvalArgs) -> Result<EvalPlan> {
             );
         }
         let name = data.display().to_string();
-        let table = crate::data::Table::parse_csv(&read_data(&data)?, &name)?;
+        let table = crate::pipeline::data::Table::parse_csv(&read_data(&data)?, &name)?;
         let dataset = pipeline::select(&table, &spec.data, &name).map_err(|e| anyhow!(e))?;
         return Ok(EvalPlan {
             data,

@@ -32,10 +32,10 @@ use crate::agent;
 use crate::artifacts::ArtifactStore;
 use crate::config::Config;
 use crate::domain::{Action, Stage};
+use crate::pipeline::spec::{PreprocessSpec, Scaling};
 use crate::pipeline::{self, Cancel, Outcome, RunEnv};
 use crate::registry::{format_ts, Registry};
 use crate::repo::ModelRepo;
-use crate::spec::{PreprocessSpec, Scaling};
 
 #[derive(Parser, Debug)]
 #[command(

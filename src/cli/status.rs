@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::*;
 use crate::domain::{ApprovalStatus, Method, Outcome, RunStatus, StagingResult};
-use crate::metrics::Metrics;
+use crate::pipeline::metrics::Metrics;
 
 /// The `status --json` document (DESIGN.md's contract, plus extra fields). The one source of
 /// both `status --json` and the `status` table.

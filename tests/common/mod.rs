@@ -432,7 +432,7 @@ pub fn sample_records(n: usize) -> Vec<String> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let spec = std::fs::read_to_string(sample_repo().join("pipeline.toml")).unwrap();
-    let spec = rcfops::spec::PipelineSpec::parse(&spec).unwrap();
+    let spec = rcfops::pipeline::spec::PipelineSpec::parse(&spec).unwrap();
     let features = spec.data.features.unwrap();
     let idx: Vec<usize> = features
         .iter()

@@ -66,7 +66,7 @@ fn default_max_bytes() -> u64 {
     100 * 1024 * 1024
 }
 
-/// Per-column scaling before the forest (see `crate::preprocess` for the formulas and why
+/// Per-column scaling before the forest (see `crate::model::preprocess` for the formulas and why
 /// `auto` is the default).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]

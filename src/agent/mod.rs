@@ -6,6 +6,8 @@
 //! binding both endpoints before anything else, the wake-up loop (file events, debounced, plus
 //! a periodic resync), and an orderly stop on Ctrl-C / SIGTERM.
 
+pub mod watcher;
+
 use std::fs::File;
 use std::future::Future;
 use std::sync::Arc;
@@ -18,11 +20,11 @@ use tokio::sync::{mpsc, watch};
 use crate::artifacts::ArtifactStore;
 use crate::config::Config;
 use crate::domain::Stage;
+use crate::pipeline::spec::DEFAULT_PROJECT;
 use crate::reconcile::Reconciler;
 use crate::registry::Registry;
 use crate::repo::ModelRepo;
 use crate::serve::Endpoint;
-use crate::spec::DEFAULT_PROJECT;
 
 /// Where the running agent's endpoints actually listen (written at startup).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,7 +152,7 @@ pub async fn run(
     tracing::info!("staging endpoint on {staging_url}, production endpoint on {production_url}");
 
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel();
-    let _watch = match crate::watch::start(&repo.git_dir(), &cfg.approvals.dir, wake_tx.clone()) {
+    let _watch = match watcher::start(&repo.git_dir(), &cfg.approvals.dir, wake_tx.clone()) {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!("cannot watch the repo ({e}); relying on the periodic resync");

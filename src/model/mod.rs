@@ -9,10 +9,12 @@
 //! forest in `rcf_core`'s own checksummed binary format. Every byte is covered by a checksum,
 //! so a damaged artifact fails to load rather than scoring differently.
 
+pub mod preprocess;
+
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::preprocess::Preprocessor;
+use crate::model::preprocess::Preprocessor;
 
 const MAGIC: &[u8; 8] = b"RCFOPSM2";
 
@@ -176,9 +178,9 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
-    use crate::data::Table;
+    use crate::pipeline::data::Table;
+    use crate::pipeline::spec::PipelineSpec;
     use crate::pipeline::{select, train_and_evaluate};
-    use crate::spec::PipelineSpec;
 
     #[test]
     fn single_record_scores_equal_batch_scores() {

@@ -166,22 +166,18 @@ pub struct EndpointMetrics {
 
 /// Index of a request content type in [`CONTENT_TYPES`].
 pub fn content_type_index(media_type: Option<&str>) -> usize {
-    let Some(mt) = media_type else {
-        return 4;
-    };
-    let mt = mt.split(';').next().unwrap_or("").trim();
-    if mt.is_empty() {
-        4
-    } else if mt.eq_ignore_ascii_case("text/csv") {
-        0
-    } else if mt.eq_ignore_ascii_case("application/json") {
-        1
-    } else if mt.eq_ignore_ascii_case("application/jsonlines")
-        || mt.eq_ignore_ascii_case("application/x-jsonlines")
-    {
-        2
-    } else {
-        3
+    match media_type.map(|m| {
+        (
+            super::codec::media_type(m),
+            super::codec::Format::of_media_type(m),
+        )
+    }) {
+        None => 4,
+        Some(("", _)) => 4,
+        Some((_, Some(super::codec::Format::Csv))) => 0,
+        Some((_, Some(super::codec::Format::Json))) => 1,
+        Some((_, Some(super::codec::Format::JsonLines))) => 2,
+        Some((_, None)) => 3,
     }
 }
 

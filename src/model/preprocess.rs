@@ -55,7 +55,7 @@
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use crate::spec::Scaling;
+use crate::pipeline::spec::Scaling;
 
 /// One feature's fitted transform: `y = (f(x) - center) / scale`, `f` = signed log1p or identity.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

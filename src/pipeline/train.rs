@@ -1,0 +1,291 @@
+//! Training and evaluation with the pipeline's semantics: select the spec's columns, split
+//! stratified by label, fit the preprocessing and the forest on the training rows, score the
+//! held-out rows, compute the metrics and keep the staging-test sample. Shared by a run and
+//! by `rcfops eval`. Pure computation over in-memory data.
+
+use std::time::Instant;
+
+use ndarray::{Array2, Axis};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use super::data::Table;
+use super::metrics::{self, Metrics};
+use super::spec::{DataSpec, PreprocessSpec, SPEC_FILE};
+use crate::model::preprocess::Preprocessor;
+use crate::model::{Model, ModelHeader};
+
+/// Raw features and labels selected from a table.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub features: Vec<String>,
+    pub x: Array2<f64>,
+    pub labels: Vec<bool>,
+}
+
+/// Selects the feature and label columns named by the spec; errors name the file and column.
+pub fn select(table: &Table, data: &DataSpec, file: &str) -> Result<Dataset, String> {
+    let label_idx = table.column_index(&data.label).ok_or_else(|| {
+        format!(
+            "{file}: label column {:?} is not in the header (columns: {})",
+            data.label,
+            table.columns.join(", ")
+        )
+    })?;
+    for c in &data.exclude {
+        if table.column_index(c).is_none() {
+            return Err(format!(
+                "{file}: excluded column {c:?} is not in the header"
+            ));
+        }
+    }
+    let features: Vec<String> = match &data.features {
+        Some(f) => {
+            for c in f {
+                if table.column_index(c).is_none() {
+                    return Err(format!(
+                        "{file}: feature column {c:?} (from {SPEC_FILE}) is not in the header (columns: {})",
+                        table.columns.join(", ")
+                    ));
+                }
+            }
+            f.clone()
+        }
+        None => table
+            .columns
+            .iter()
+            .filter(|c| **c != data.label && !data.exclude.contains(c))
+            .cloned()
+            .collect(),
+    };
+    if features.is_empty() {
+        return Err(format!(
+            "{file}: no feature columns left after removing the label and `exclude`"
+        ));
+    }
+    let idx: Vec<usize> = features
+        .iter()
+        .map(|f| table.column_index(f).expect("checked"))
+        .collect();
+    let x = table.values.select(Axis(1), &idx);
+    let mut labels = Vec::with_capacity(table.rows());
+    for (r, v) in table.values.column(label_idx).iter().enumerate() {
+        match *v {
+            0.0 => labels.push(false),
+            1.0 => labels.push(true),
+            other => {
+                return Err(format!(
+                    "{file}: line {}, column {:?}: label must be 0 or 1, found {other}",
+                    r + 2,
+                    data.label
+                ))
+            }
+        }
+    }
+    Ok(Dataset {
+        features,
+        x,
+        labels,
+    })
+}
+
+/// Parses a labelled CSV and selects every column but `label` and `exclude` as features:
+/// what `rcfops eval` and the quality benchmarks load, with the pipeline's own checks.
+pub fn load_labelled(
+    bytes: &[u8],
+    file: &str,
+    label: &str,
+    exclude: &[String],
+) -> Result<Dataset, String> {
+    let table = Table::parse_csv(bytes, file).map_err(|e| e.to_string())?;
+    select(
+        &table,
+        &DataSpec {
+            path: file.to_string(),
+            label: label.to_string(),
+            features: None,
+            exclude: exclude.to_vec(),
+            max_bytes: u64::MAX,
+        },
+        file,
+    )
+}
+
+/// Held-out records the staging tests send to the live endpoint, with the scores evaluation
+/// gave them.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct StagingSample {
+    pub records: Vec<Vec<f64>>,
+    pub scores: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timings {
+    pub preprocess_ms: f64,
+    pub train_ms: f64,
+    pub score_ms: f64,
+    pub total_ms: f64,
+}
+
+pub struct Trained {
+    pub model: Model,
+    pub metrics: Metrics,
+    pub sample: StagingSample,
+    pub timings: Timings,
+}
+
+pub(super) fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Stratified split: returns (train rows, test rows). `test_fraction == 0` → all rows in both.
+pub fn split(labels: &[bool], test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    if test_fraction <= 0.0 {
+        let all: Vec<usize> = (0..labels.len()).collect();
+        return (all.clone(), all);
+    }
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for class in [false, true] {
+        let mut rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        rows.shuffle(&mut rng);
+        let n_test = ((rows.len() as f64) * test_fraction).round() as usize;
+        let n_test = n_test.min(rows.len().saturating_sub(1));
+        test.extend_from_slice(&rows[..n_test]);
+        train.extend_from_slice(&rows[n_test..]);
+    }
+    train.sort_unstable();
+    test.sort_unstable();
+    (train, test)
+}
+
+/// Trains on the training split and evaluates on the held-out split.
+pub fn train_and_evaluate(
+    data: &Dataset,
+    pre: &PreprocessSpec,
+    forest: rcf_core::ForestConfig,
+    test_fraction: f64,
+    split_seed: u64,
+    sample_size: usize,
+) -> Result<Trained, String> {
+    let total = Instant::now();
+    forest.validate().map_err(|e| e.to_string())?;
+    for c in &pre.log_transform {
+        if !data.features.contains(c) {
+            return Err(format!(
+                "{SPEC_FILE}: `log_transform` names {c:?}, which is not a feature column"
+            ));
+        }
+    }
+    let (train_rows, test_rows) = split(&data.labels, test_fraction, split_seed);
+    if train_rows.is_empty() {
+        return Err("no rows left for training".into());
+    }
+    let test_labels: Vec<bool> = test_rows.iter().map(|&i| data.labels[i]).collect();
+    let anomalies = test_labels.iter().filter(|&&l| l).count();
+    if anomalies == 0 || anomalies == test_labels.len() {
+        return Err(format!(
+            "the evaluation split has {anomalies} anomalies among {} rows; the label column needs both 0 and 1 rows to measure the model",
+            test_labels.len()
+        ));
+    }
+    let t = Instant::now();
+    let x_train_raw = data.x.select(Axis(0), &train_rows);
+    let x_test_raw = data.x.select(Axis(0), &test_rows);
+    let pp = Preprocessor::fit(
+        x_train_raw.view(),
+        &data.features,
+        pre.scaling,
+        &pre.log_transform,
+    );
+    let x_train = pp.transform(x_train_raw.view());
+    if let Some(((r, j), v)) = x_train.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(out_of_range(
+            &data.features[j],
+            train_rows[r],
+            x_train_raw[[r, j]],
+            *v,
+        ));
+    }
+    let preprocess_ms = ms(t);
+
+    let t = Instant::now();
+    let forest = rcf_core::Forest::fit(x_train.view(), forest).map_err(|e| e.to_string())?;
+    let train_ms = ms(t);
+    crate::failpoint::hit("run.mid-train");
+
+    let t = Instant::now();
+    let train_scores = forest.score_batch_parallel(x_train.view(), 2);
+    let mean = train_scores.iter().sum::<f64>() / train_scores.len() as f64;
+    let std = (train_scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>()
+        / train_scores.len() as f64)
+        .sqrt();
+    let threshold = metrics::three_sigma_threshold(&train_scores);
+    let model = Model {
+        header: ModelHeader {
+            features: data.features.clone(),
+            preprocessor: pp,
+            threshold,
+            train_score_mean: mean,
+            train_score_std: std,
+        },
+        forest,
+    };
+    let flat: Vec<f64> = x_test_raw.iter().copied().collect();
+    let scores = model
+        .try_score_rows(&flat, test_rows.len())
+        .map_err(|(r, j, raw)| out_of_range(&data.features[j], test_rows[r], raw, f32::INFINITY))?;
+    let score_ms = ms(t);
+
+    let roc = metrics::roc_auc(&scores, &test_labels).unwrap_or(f64::NAN);
+    let pr = metrics::average_precision(&scores, &test_labels).unwrap_or(f64::NAN);
+    let (precision, recall, f1) = metrics::at_threshold(&scores, &test_labels, threshold);
+    let metrics = Metrics {
+        roc_auc: roc,
+        pr_auc: pr,
+        threshold,
+        precision,
+        recall,
+        f1,
+        test_rows: test_rows.len(),
+        test_anomalies: anomalies,
+        train_rows: train_rows.len(),
+    };
+
+    // Staging sample: every held-out anomaly up to half the sample, then normals, in row order.
+    let mut pick: Vec<usize> = (0..test_rows.len())
+        .filter(|&i| test_labels[i])
+        .take(sample_size / 2)
+        .collect();
+    pick.extend(
+        (0..test_rows.len())
+            .filter(|&i| !test_labels[i])
+            .take(sample_size.saturating_sub(pick.len())),
+    );
+    pick.sort_unstable();
+    let sample = StagingSample {
+        records: pick.iter().map(|&i| x_test_raw.row(i).to_vec()).collect(),
+        scores: pick.iter().map(|&i| scores[i]).collect(),
+    };
+    Ok(Trained {
+        model,
+        metrics,
+        sample,
+        timings: Timings {
+            preprocess_ms,
+            train_ms,
+            score_ms,
+            total_ms: ms(total),
+        },
+    })
+}
+
+/// The error for a value the model cannot represent after preprocessing. `row` is the data row
+/// (0-based; line = row + 2 with the header on line 1).
+fn out_of_range(feature: &str, row: usize, raw: f64, scaled: f32) -> String {
+    format!(
+        "line {}, column {feature:?}: {raw:e} becomes {scaled} after preprocessing, outside the model's 32-bit range (±3.4e38); fix the value or log-transform the column",
+        row + 2
+    )
+}

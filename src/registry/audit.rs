@@ -1,0 +1,44 @@
+//! The audit trail: events that change no other state, and reading the trail.
+
+use super::*;
+
+impl Registry {
+    /// Records an audit event that changes no other state (e.g. a refused deployment).
+    pub fn record_audit(
+        &self,
+        actor: &str,
+        how: &str,
+        event: &str,
+        version: Option<i64>,
+        detail: &str,
+    ) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            audit(&tx, actor, how, event, version, None, detail)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditRow>> {
+        let mut v = self.query(
+            "SELECT id, at_ts, actor, how, event, version, run, detail
+             FROM audit ORDER BY id DESC LIMIT ?1",
+            [limit as i64],
+            |r| {
+                Ok(AuditRow {
+                    id: r.get(0)?,
+                    at_ts: r.get(1)?,
+                    actor: r.get(2)?,
+                    how: r.get(3)?,
+                    event: r.get(4)?,
+                    version: r.get(5)?,
+                    run: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            },
+        )?;
+        v.reverse();
+        Ok(v)
+    }
+}

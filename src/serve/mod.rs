@@ -1,0 +1,418 @@
+//! Stage endpoints: one HTTP server per stage speaking the SageMaker RCF inference contract.
+//!
+//! Owns request parsing (`text/csv`, `application/json`, `application/jsonlines`), response
+//! formatting (chosen by `Accept`), SageMaker-style errors, and the hot-swappable model slot.
+//! A request takes one snapshot of the slot, so a batch is scored by exactly one version; a
+//! swap never interrupts requests in flight. It does not decide what to deploy: the reconciler
+//! calls [`Endpoint::swap`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::domain::Stage;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::model::Model;
+use crate::pipeline::data::parse_cell;
+
+pub mod codec;
+pub mod errors;
+pub mod metrics;
+pub mod server;
+
+pub use codec::parse_request;
+pub use server::{serve, serve_with, Limits};
+
+use codec::*;
+use errors::*;
+use metrics::{content_type_index, EndpointMetrics};
+
+/// SageMaker's maximum request payload.
+pub const MAX_BODY: usize = 6_291_456;
+/// Response header naming the model version that answered.
+pub const VERSION_HEADER: &str = "x-rcfops-model-version";
+/// Header carrying SageMaker custom attributes (`attribution=true`).
+pub const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+/// Bodies at least this large (about 100 records, a millisecond of scoring) are parsed and
+/// scored on the blocking pool: a long poll on a runtime worker would hold up the connections
+/// queued behind it on that worker. Smaller ones are scored inline (no thread hand-off).
+const BLOCKING_BYTES: usize = 4 * 1024;
+
+/// A model in service.
+pub struct Deployed {
+    pub version: i64,
+    pub model: Model,
+}
+
+/// One stage's endpoint: its name, the model slot and its metrics.
+pub struct Endpoint {
+    pub stage: Stage,
+    name: ArcSwap<String>,
+    slot: ArcSwapOption<Deployed>,
+    metrics: EndpointMetrics,
+}
+
+impl Endpoint {
+    pub fn new(stage: Stage, name: String) -> Arc<Endpoint> {
+        let metrics = EndpointMetrics::new(stage.as_str());
+        metrics.set_model(&name, None);
+        Arc::new(Endpoint {
+            stage,
+            name: ArcSwap::from_pointee(name),
+            slot: ArcSwapOption::empty(),
+            metrics,
+        })
+    }
+
+    pub fn name(&self) -> String {
+        self.name.load().as_ref().clone()
+    }
+
+    pub fn set_name(&self, name: String) {
+        if **self.name.load() != name {
+            self.metrics.set_model(&name, self.version());
+            self.name.store(Arc::new(name));
+        }
+    }
+
+    /// Replaces the served model; requests in flight keep the one they started with.
+    pub fn swap(&self, deployed: Option<Deployed>) {
+        let version = deployed.as_ref().map(|d| d.version);
+        let old = self.slot.swap(deployed.map(Arc::new));
+        if old.map(|d| d.version) != version {
+            self.metrics.set_model(&self.name.load(), version);
+            self.metrics.swapped();
+        }
+    }
+
+    pub fn version(&self) -> Option<i64> {
+        self.slot.load().as_ref().map(|d| d.version)
+    }
+
+    pub fn current(&self) -> Option<Arc<Deployed>> {
+        self.slot.load_full()
+    }
+
+    pub fn metrics(&self) -> &EndpointMetrics {
+        &self.metrics
+    }
+}
+
+/// What the handlers share: the endpoint, the limits and the in-flight budget.
+struct Ctx {
+    ep: Arc<Endpoint>,
+    limits: Limits,
+    inflight: Semaphore,
+}
+
+type St = State<Arc<Ctx>>;
+
+pub fn router(ep: Arc<Endpoint>) -> Router {
+    router_with(ep, Limits::default())
+}
+
+pub fn router_with(ep: Arc<Endpoint>, limits: Limits) -> Router {
+    let ctx = Arc::new(Ctx {
+        ep,
+        inflight: Semaphore::new(limits.max_inflight),
+        limits,
+    });
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/metrics", get(metrics))
+        .route("/invocations", post(invoke_default))
+        .route("/endpoints/{name}/invocations", post(invoke_named))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(ctx)
+}
+
+/// 200 with an empty body when a model is loaded (with the version header), else 503.
+async fn ping(State(ctx): St) -> Response {
+    match ctx.ep.version() {
+        Some(v) => {
+            let mut r = StatusCode::OK.into_response();
+            r.headers_mut().insert(VERSION_HEADER, HeaderValue::from(v));
+            r
+        }
+        None => no_model(&ctx.ep).into_response(),
+    }
+}
+
+async fn metrics(State(ctx): St) -> Response {
+    let mut r = ctx.ep.metrics.encode().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::serve::metrics::CONTENT_TYPE),
+    );
+    r
+}
+
+async fn invoke_named(
+    State(ctx): St,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let t0 = Instant::now();
+    let response = match name {
+        Ok(Path(name)) => {
+            let expected = ctx.ep.name.load();
+            if name == **expected {
+                invoke(&ctx, &headers, body).await
+            } else {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "ValidationError",
+                    format!(
+                        "Endpoint {name} not found: this is the {} endpoint, named {expected}",
+                        ctx.ep.stage
+                    ),
+                    None,
+                )
+                .into_response()
+            }
+        }
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            format!("bad endpoint name in the path: {e}"),
+            None,
+        )
+        .into_response(),
+    };
+    count(&ctx, &headers, &response, t0);
+    response
+}
+
+async fn invoke_default(State(ctx): St, headers: HeaderMap, body: Body) -> Response {
+    let t0 = Instant::now();
+    let response = invoke(&ctx, &headers, body).await;
+    count(&ctx, &headers, &response, t0);
+    response
+}
+
+fn count(ctx: &Ctx, headers: &HeaderMap, response: &Response, t0: Instant) {
+    let ct = content_type_index(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    ctx.ep
+        .metrics
+        .request(response.status().as_u16(), ct, t0.elapsed().as_secs_f64());
+}
+
+async fn invoke(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Response {
+    // One snapshot of the slot per request: the whole batch is scored by this version, and
+    // every answer (errors included) names it.
+    let deployed = ctx.ep.current();
+    let version = deployed.as_ref().map(|d| d.version);
+    let mut r = match invoke_inner(ctx, deployed, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if let Some(v) = version {
+        r.headers_mut().insert(VERSION_HEADER, HeaderValue::from(v));
+    }
+    r
+}
+
+async fn invoke_inner(
+    ctx: &Ctx,
+    deployed: Option<Arc<Deployed>>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let deployed = deployed.ok_or_else(|| no_model(&ctx.ep))?;
+    let fmt = parse_content_type(headers)?;
+    let accept = parse_accept(headers)?;
+    let attribution = headers
+        .get(CUSTOM_ATTRIBUTES)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split([',', ';'])
+                .any(|kv| kv.trim().eq_ignore_ascii_case("attribution=true"))
+        });
+    let deadline = tokio::time::Instant::now() + ctx.limits.body_timeout;
+    let _permit = match ctx.inflight.try_acquire() {
+        Ok(p) => p,
+        Err(_) => match tokio::time::timeout_at(deadline, ctx.inflight.acquire()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    format!(
+                        "the {} endpoint is overloaded ({} requests in flight); retry later",
+                        ctx.ep.stage, ctx.limits.max_inflight
+                    ),
+                    None,
+                ))
+            }
+        },
+    };
+    let bytes = match tokio::time::timeout_at(deadline, read_body(body)).await {
+        Ok(b) => b?,
+        Err(_) => {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    ctx.limits.body_timeout.as_secs_f64()
+                ),
+                None,
+            ))
+        }
+    };
+    let max_attr = ctx.limits.max_attribution_records;
+    let large = bytes.len() >= BLOCKING_BYTES;
+    let work = move || score(&deployed.model, fmt, &bytes, attribution, max_attr);
+    let scores = if large {
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|_| Err(model_failed()))?
+    } else {
+        work()?
+    };
+    ctx.ep.metrics.scored(scores.iter().map(|s| s.score));
+    let (body, ct) = match accept {
+        Format::JsonLines => {
+            let mut out = Vec::with_capacity(scores.len() * 28);
+            for s in &scores {
+                serde_json::to_writer(&mut out, s).expect("serialise");
+                out.push(b'\n');
+            }
+            (out, "application/jsonlines")
+        }
+        _ => {
+            #[derive(Serialize)]
+            struct Scores<'a> {
+                scores: &'a [ScoreOut],
+            }
+            let mut out = Vec::with_capacity(16 + scores.len() * 32);
+            serde_json::to_writer(&mut out, &Scores { scores: &scores }).expect("serialise");
+            (out, "application/json")
+        }
+    };
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    Ok(r)
+}
+
+/// Parses and scores one request body with one model.
+fn score(
+    model: &Model,
+    fmt: Format,
+    bytes: &[u8],
+    attribution: bool,
+    max_attribution: usize,
+) -> Result<Vec<ScoreOut>, ApiError> {
+    let dim = model.dim();
+    let (flat, rows) = parse_records(fmt, bytes, dim).map_err(|Invalid(rec, msg)| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            format!("record {rec}: {msg}"),
+            Some(rec),
+        )
+    })?;
+    if attribution && rows > max_attribution {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            format!(
+                "attribution=true is limited to {max_attribution} records a request; this one has {rows}"
+            ),
+            None,
+        ));
+    }
+    let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let scores = model.try_score_rows(&flat, rows).map_err(|(rec, j, v)| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                format!(
+                    "record {rec}: feature {j} ({}) = {v:e} is outside the model's range after preprocessing (±3.4e38)",
+                    model.header.features[j]
+                ),
+                Some(rec),
+            )
+        })?;
+        Ok::<_, ApiError>(
+            scores
+                .into_iter()
+                .enumerate()
+                .map(|(i, score)| ScoreOut {
+                    score,
+                    attribution: attribution
+                        .then(|| model.attribution(&flat[i * dim..(i + 1) * dim])),
+                })
+                .collect::<Vec<_>>(),
+        )
+    }));
+    match scored {
+        Ok(Ok(s)) if s.iter().all(|s| s.score.is_finite()) => Ok(s),
+        Ok(Err(invalid)) => Err(invalid),
+        _ => Err(model_failed()),
+    }
+}
+
+/// Bytes of an oversized body read and discarded so the client sees the 413 rather than a
+/// reset connection; beyond this the connection is closed.
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// Collects the body up to [`MAX_BODY`]; an oversized body is drained and answered with 413.
+/// A body that arrives in one frame (the usual small request) is not copied.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut first: Option<Bytes> = None;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                "the request body could not be read".into(),
+                None,
+            ));
+        };
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= MAX_BODY {
+                match first.take() {
+                    None if buf.is_empty() => first = Some(data),
+                    prev => {
+                        if let Some(p) = prev {
+                            buf.reserve(p.len() + data.len());
+                            buf.extend_from_slice(&p);
+                        }
+                        buf.extend_from_slice(&data);
+                    }
+                }
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if total > MAX_BODY {
+        return Err(too_large());
+    }
+    Ok(match first {
+        Some(b) => b,
+        None => Bytes::from(buf),
+    })
+}
