@@ -267,7 +267,7 @@ impl Config {
             ConfigError(format!("{name}{line}: `{key}`: {msg}"))
         };
         if raw.repo.branch.trim().is_empty()
-            || git2::Branch::name_is_valid(&raw.repo.branch) != Ok(true)
+            || !crate::repo::branch_name_is_valid(&raw.repo.branch)
         {
             return Err(key_err(
                 "repo.branch",

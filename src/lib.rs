@@ -1,7 +1,28 @@
 //! rcfops: a local GitOps MLOps agent for Random Cut Forest fraud models.
 //!
-//! Data flows one way: [`watch`] → [`reconcile`] → [`pipeline`] → [`registry`] → [`gates`] →
-//! deploy ([`reconcile`]) → [`serve`]. See ARCHITECTURE.md for the code map and invariants.
+//! A commit to the watched model repo is a pipeline run; a good model is registered as a
+//! version pending approval; approval tags (or files) move it to staging, where it is tested,
+//! and then to production. ARCHITECTURE.md has the code map and the invariants.
+//!
+//! Layout, in the order data flows:
+//!
+//! - [`agent`]: process lifecycle: lock, startup recovery, endpoints, the wake-up loop; `agent::watcher` turns file-system events into wake-ups.
+//! - [`reconcile`]: the level-triggered pass: decide approvals, converge the stages, make sure the head has a run.
+//! - [`pipeline`]: one run (`run`), training and evaluation (`train`), the metric gate (`gate`), `pipeline.toml` (`spec`), CSV (`data`), metrics.
+//! - [`registry`]: the SQLite registry: runs, versions, decisions, stages, audit; each change and its audit event in one transaction.
+//! - [`approvals`]: requests from tags and files, the approval rules (pure), the approval-file format, SSH signatures.
+//! - [`targets`]: which version each stage serves, derived from stored facts (pure).
+//! - [`domain`]: the flow's vocabulary as types (stages, actions, statuses, sources).
+//! - [`stagetest`]: the staging tests against the live staging endpoint.
+//! - [`serve`]: the stage endpoints: accept loop (`server`), wire formats (`codec`), SageMaker errors, metrics.
+//! - [`model`]: the deployable model and its artifact format; `model::preprocess` travels inside it.
+//! - [`artifacts`]: content-addressed, atomically written, digest-verified model files.
+//! - [`repo`]: everything learnt from git (through git2), and the approval tags the CLI makes.
+//! - [`config`]: `config.toml` into a typed `Config`, errors naming file, line and key.
+//! - [`cli`]: the `rcfops` commands, one file per command group; `StatusDoc` for `status`.
+//! - [`stream`]: streaming scores of a time series (`rcfops stream`), outside the flow.
+//! - [`logging`]: human lines on stderr, JSON lines in the state folder.
+//! - [`failpoint`]: named crash points for the crash tests.
 
 pub mod agent;
 pub mod approvals;

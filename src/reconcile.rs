@@ -3,7 +3,7 @@
 //! Level-triggered, in the manner of a Flux reconciler: every [`Reconciler::tick`] reads the
 //! branch head, the approval tags, the approvals folder and the registry, and converges:
 //!
-//! 1. decide every approval not decided yet ([`crate::gates`]);
+//! 1. decide every approval not decided yet ([`crate::approvals`]);
 //! 2. make each stage serve the version the registry derives for it, and run the staging tests
 //!    for a staging version that has no result yet;
 //! 3. make sure the head commit has a run (newest commit wins: an in-flight run of an older

@@ -62,6 +62,11 @@ pub struct ModelRepo {
     pub path: PathBuf,
 }
 
+/// Whether `name` is a valid branch name for git.
+pub fn branch_name_is_valid(name: &str) -> bool {
+    git2::Branch::name_is_valid(name) == Ok(true)
+}
+
 /// Parses `vN` (N ≥ 1, no sign, no leading zero).
 pub fn parse_version(s: &str) -> Option<i64> {
     let digits = s.strip_prefix('v')?;

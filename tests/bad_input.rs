@@ -1433,6 +1433,59 @@ fn two_versions() -> (Project, Agent, String, String) {
     (p, agent, v1, v2)
 }
 
+/// How a tag case makes its tag.
+enum Make<'a> {
+    Lightweight(&'a str, &'a str),
+    /// Name, target commit, tagger e-mail.
+    Annotated(&'a str, &'a str, &'a str),
+    /// An annotated tag on any object (a tree, a blob).
+    On(&'a str, Oid),
+    /// A tag object written by hand: tagger (e-mail, time) or none.
+    Raw(&'a str, &'a str, Option<(&'a str, i64)>),
+}
+
+/// One row of the tag table: the tag to make and what the refusal must say.
+struct TagCase<'a> {
+    name: String,
+    make: Make<'a>,
+    expected: Vec<String>,
+}
+
+impl<'a> TagCase<'a> {
+    fn new(name: &str, make: Make<'a>, expected: &[&str]) -> TagCase<'a> {
+        TagCase {
+            name: name.to_string(),
+            make,
+            expected: ex(expected),
+        }
+    }
+}
+
+/// Makes each row's tag, checks that it is refused with its words and that nothing stored
+/// changed, then deletes the tag so the name can be reused.
+fn run_tag_cases(p: &Project, report: &mut Report, cases: Vec<TagCase>) {
+    let before = stored(p);
+    for case in cases {
+        let (name, source) = match case.make {
+            Make::Lightweight(name, target) => {
+                p.lightweight_tag(name, target);
+                (name, format!("tag:{name}@{target}"))
+            }
+            Make::Annotated(name, target, email) => {
+                (name, format!("tag:{name}@{}", p.tag(name, target, email)))
+            }
+            Make::On(name, oid) => (name, format!("tag:{name}@{}", annotated_on(p, name, oid))),
+            Make::Raw(name, target, tagger) => (
+                name,
+                format!("tag:{name}@{}", raw_tag(p, name, target, tagger)),
+            ),
+        };
+        let got = decision(p, &source);
+        report.case(&case.name, check_refusal(p, &before, got, &case.expected));
+        p.delete_tag(name);
+    }
+}
+
 #[test]
 fn approval_tag_cases() {
     let (p, _agent, v1, v2) = two_versions();
@@ -1442,17 +1495,12 @@ fn approval_tag_cases() {
     };
 
     // Refused tags; each is deleted afterwards so the name can be reused.
-    let before = stored(&p);
-    p.lightweight_tag("approve/v1", &v1);
-    let got = decision(&p, &format!("tag:approve/v1@{v1}"));
-    report.case(
-        "lightweight tag",
-        check_refusal(&p, &before, got, &ex(&[
-            "lightweight tag approve/v1 ignored: approval tags must be annotated (git tag -a approve/v1 -m \"...\") so they carry the approver and the time",
-        ])),
-    );
-    p.delete_tag("approve/v1");
-
+    let tree = p
+        .repo()
+        .find_commit(Oid::from_str(&v1).unwrap())
+        .unwrap()
+        .tree_id();
+    let blob = p.repo().blob(b"not a commit\n").unwrap();
     let malformed = [
         ("approve/v0", "approve"),
         ("approve/v01", "approve"),
@@ -1465,124 +1513,76 @@ fn approval_tag_cases() {
         ("promote/v1/extra", "promote"),
         ("reject/version1", "reject"),
     ];
+    let mut pending: Vec<TagCase> = vec![TagCase::new(
+        "lightweight tag",
+        Make::Lightweight("approve/v1", &v1),
+        &["lightweight tag approve/v1 ignored: approval tags must be annotated (git tag -a approve/v1 -m \"...\") so they carry the approver and the time"],
+    )];
     for (name, action) in malformed {
-        let oid = p.tag(name, &v1, "dana@bank.example");
-        let got = decision(&p, &format!("tag:{name}@{oid}"));
-        report.case(
-            &format!("malformed name {name}"),
-            check_refusal(&p, &before, got, &[tagname_hint(name, action)]),
-        );
-        // promote/v1/extra would stop git from creating promote/v1 later.
-        p.delete_tag(name);
+        let hint = tagname_hint(name, action);
+        pending.push(TagCase {
+            name: format!("malformed name {name}"),
+            make: Make::Annotated(name, &v1, "dana@bank.example"),
+            expected: vec![hint],
+        });
     }
-
-    let oid = p.tag("approve/v9", &v1, "dana@bank.example");
-    let got = decision(&p, &format!("tag:approve/v9@{oid}"));
-    report.case(
-        "unknown version (approve/v9)",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &ex(&["tag approve/v9 refused: there is no version v9"]),
+    let wrong_commit = format!(
+        "tag approve/v1 refused: it points at {} but v1 was built from commit {}",
+        short(&v2),
+        short(&v1)
+    );
+    pending.extend([
+        TagCase::new(
+            "unknown version (approve/v9)",
+            Make::Annotated("approve/v9", &v1, "dana@bank.example"),
+            &["tag approve/v9 refused: there is no version v9"],
         ),
-    );
-    let oid = p.tag("reject/v7", &v1, "dana@bank.example");
-    let got = decision(&p, &format!("tag:reject/v7@{oid}"));
-    report.case(
-        "unknown version (reject/v7)",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &ex(&["tag reject/v7 refused: there is no version v7"]),
+        TagCase::new(
+            "unknown version (reject/v7)",
+            Make::Annotated("reject/v7", &v1, "dana@bank.example"),
+            &["tag reject/v7 refused: there is no version v7"],
         ),
-    );
-
-    let oid = p.tag("approve/v1", &v2, "dana@bank.example");
-    let got = decision(&p, &format!("tag:approve/v1@{oid}"));
-    report.case(
-        "wrong commit",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &[format!(
-                "tag approve/v1 refused: it points at {} but v1 was built from commit {}",
-                short(&v2),
-                short(&v1)
-            )],
+        TagCase::new(
+            "wrong commit",
+            Make::Annotated("approve/v1", &v2, "dana@bank.example"),
+            &[&wrong_commit],
         ),
-    );
-    p.delete_tag("approve/v1");
-
-    let tree = p
-        .repo()
-        .find_commit(Oid::from_str(&v1).unwrap())
-        .unwrap()
-        .tree_id();
-    let oid = annotated_on(&p, "approve/v1", tree);
-    let got = decision(&p, &format!("tag:approve/v1@{oid}"));
-    report.case(
-        "tag on a tree, not a commit",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &ex(&["tag approve/v1 does not point at a commit"]),
+        TagCase::new(
+            "tag on a tree, not a commit",
+            Make::On("approve/v1", tree),
+            &["tag approve/v1 does not point at a commit"],
         ),
-    );
-    p.delete_tag("approve/v1");
-
-    let blob = p.repo().blob(b"not a commit\n").unwrap();
-    let oid = annotated_on(&p, "approve/v2", blob);
-    let got = decision(&p, &format!("tag:approve/v2@{oid}"));
-    report.case(
-        "tag on a blob, not a commit",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &ex(&["tag approve/v2 does not point at a commit"]),
+        TagCase::new(
+            "tag on a blob, not a commit",
+            Make::On("approve/v2", blob),
+            &["tag approve/v2 does not point at a commit"],
         ),
-    );
-    p.delete_tag("approve/v2");
-
-    let oid = raw_tag(&p, "approve/v1", &v1, None);
-    let got = decision(&p, &format!("tag:approve/v1@{oid}"));
-    report.case(
-        "annotated tag without a tagger",
-        check_refusal(&p, &before, got, &ex(&["tag approve/v1", "tagger"])),
-    );
-    p.delete_tag("approve/v1");
-
-    let oid = raw_tag(
-        &p,
-        "approve/v1",
-        &v1,
-        Some(("dana@bank.example", 1_000_000_000)),
-    );
-    let got = decision(&p, &format!("tag:approve/v1@{oid}"));
-    report.case(
-        "backdated tag (tagger time 2001)",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &ex(&["tag approve/v1 refused: it was given before v1 was registered"]),
+        TagCase::new(
+            "annotated tag without a tagger",
+            Make::Raw("approve/v1", &v1, None),
+            &["tag approve/v1", "tagger"],
         ),
-    );
-    p.delete_tag("approve/v1");
-
-    let oid = p.tag("promote/v1", &v1, "lead@bank.example");
-    let got = decision(&p, &format!("tag:promote/v1@{oid}"));
-    report.case(
-        "promote a pending version",
-        check_refusal(&p, &before, got, &ex(&[
-            "tag promote/v1 refused: v1 is PendingManualApproval; approve it (approve/v1) and let it pass staging first",
-        ])),
-    );
-    p.delete_tag("promote/v1");
+        TagCase::new(
+            "backdated tag (tagger time 2001)",
+            Make::Raw("approve/v1", &v1, Some(("dana@bank.example", 1_000_000_000))),
+            &["tag approve/v1 refused: it was given before v1 was registered"],
+        ),
+        TagCase::new(
+            "tag stamped a day ahead",
+            Make::Raw(
+                "approve/v1",
+                &v1,
+                Some(("dana@bank.example", rcfops::registry::now_ts() as i64 + 86_400)),
+            ),
+            &["tag approve/v1 refused: it is stamped", "in the future"],
+        ),
+        TagCase::new(
+            "promote a pending version",
+            Make::Annotated("promote/v1", &v1, "lead@bank.example"),
+            &["tag promote/v1 refused: v1 is PendingManualApproval; approve it (approve/v1) and let it pass staging first"],
+        ),
+    ]);
+    run_tag_cases(&p, &mut report, pending);
 
     // Approve v1 for real, then try the same approval again with a second tag object.
     let oid = p.tag("approve/v1", &v1, "dana@bank.example");
@@ -1594,47 +1594,33 @@ fn approval_tag_cases() {
         version(s, 1).unwrap()["staging_tests"] == "Passed"
             && stage_version(s, "staging") == Some(1)
     });
-    let before = stored(&p);
     p.delete_tag("approve/v1");
-    let oid = p.tag("approve/v1", &v1, "lead@bank.example");
-    let got = decision(&p, &format!("tag:approve/v1@{oid}"));
-    report.case(
-        "duplicate approval (second approve/v1 tag object)",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &ex(&["tag approve/v1 refused: v1 is already approved"]),
-        ),
-    );
-
-    let oid = raw_tag(
+    run_tag_cases(
         &p,
-        "promote/v1",
-        &v1,
-        Some(("lead@bank.example", 1_000_000_000)),
+        &mut report,
+        vec![
+            TagCase::new(
+                "duplicate approval (second approve/v1 tag object)",
+                Make::Annotated("approve/v1", &v1, "lead@bank.example"),
+                &["tag approve/v1 refused: v1 is already approved"],
+            ),
+            TagCase::new(
+                "promote given before staging passed (backdated)",
+                Make::Raw("promote/v1", &v1, Some(("lead@bank.example", 1_000_000_000))),
+                &["tag promote/v1 refused: it was given before v1 passed its staging tests; create a new promote tag"],
+            ),
+            TagCase::new(
+                "lightweight promote tag",
+                Make::Lightweight("promote/v1", &v1),
+                &["lightweight tag promote/v1 ignored: approval tags must be annotated"],
+            ),
+            TagCase::new(
+                "reject of the only version in staging, without force",
+                Make::Annotated("reject/v1", &v1, "risk@bank.example"),
+                &["tag reject/v1 refused: v1 is the only version left for staging, so rejecting it would leave staging without a model; nothing changed"],
+            ),
+        ],
     );
-    let got = decision(&p, &format!("tag:promote/v1@{oid}"));
-    report.case(
-        "promote given before staging passed (backdated)",
-        check_refusal(&p, &before, got, &ex(&[
-            "tag promote/v1 refused: it was given before v1 passed its staging tests; create a new promote tag",
-        ])),
-    );
-    p.delete_tag("promote/v1");
-
-    p.lightweight_tag("promote/v1", &v1);
-    let got = decision(&p, &format!("tag:promote/v1@{v1}"));
-    report.case(
-        "lightweight promote tag",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &ex(&["lightweight tag promote/v1 ignored: approval tags must be annotated"]),
-        ),
-    );
-    p.delete_tag("promote/v1");
 
     // Reject v2, then approve it and reject it again.
     let oid = p.tag("reject/v2", &v2, "risk@bank.example");
@@ -1642,32 +1628,26 @@ fn approval_tag_cases() {
         decision(&p, &format!("tag:reject/v2@{oid}")).unwrap().0,
         "accepted"
     );
-    let before = stored(&p);
-    let oid = p.tag("approve/v2", &v2, "dana@bank.example");
-    let got = decision(&p, &format!("tag:approve/v2@{oid}"));
-    report.case(
-        "approve a rejected version",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &ex(&[
-                "tag approve/v2 refused: v2 was rejected; a rejected version cannot be approved",
-            ]),
-        ),
+    run_tag_cases(
+        &p,
+        &mut report,
+        vec![TagCase::new(
+            "approve a rejected version",
+            Make::Annotated("approve/v2", &v2, "dana@bank.example"),
+            &["tag approve/v2 refused: v2 was rejected; a rejected version cannot be approved"],
+        )],
     );
     p.delete_tag("reject/v2");
-    let oid = p.tag("reject/v2", &v2, "lead@bank.example");
-    let got = decision(&p, &format!("tag:reject/v2@{oid}"));
-    report.case(
-        "duplicate rejection (second reject/v2 tag object)",
-        check_refusal(
-            &p,
-            &before,
-            got,
-            &ex(&["tag reject/v2 refused: v2 is already rejected"]),
-        ),
+    run_tag_cases(
+        &p,
+        &mut report,
+        vec![TagCase::new(
+            "duplicate rejection (second reject/v2 tag object)",
+            Make::Annotated("reject/v2", &v2, "lead@bank.example"),
+            &["tag reject/v2 refused: v2 is already rejected"],
+        )],
     );
+    let before = stored(&p);
 
     // Tags outside the approval namespaces are not approvals: no decision, nothing changes.
     for name in ["approved/v1", "v1", "release/approve/v1"] {

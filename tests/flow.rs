@@ -204,6 +204,27 @@ fn reject_and_rollback_move_stages_back() {
         stage_version(s, "production") == Some(1)
     });
     assert_eq!(stage_version(&s, "staging"), Some(2));
+    // The reason is in the status (until the next promotion) and in the audit.
+    let rb = &s["endpoints"]["production"]["rolled_back"];
+    assert_eq!(
+        (rb["from"].as_i64(), rb["reason"].as_str()),
+        (Some(2), Some("latency regression")),
+        "{rb}"
+    );
+    let table = String::from_utf8_lossy(&p.rcfops(&["status"]).stdout).to_string();
+    assert!(
+        table.contains("(rolled back from v2 by") && table.contains(": latency regression)"),
+        "{table}"
+    );
+    assert!(p
+        .registry()
+        .audit_log(1000)
+        .unwrap()
+        .iter()
+        .any(|a| a.event == "rollback.accepted"
+            && a.detail
+                .as_deref()
+                .is_some_and(|d| d.ends_with(": latency regression"))));
 
     // Rejecting the live staging version rolls staging back to the previous approved one.
     p.tag("reject/v2", &p.version_commit(2), "risk@bank.example");

@@ -119,61 +119,6 @@ fn a_rollback_that_would_empty_production_needs_force() {
 }
 
 #[test]
-fn a_production_rollback_reason_is_in_the_audit_and_status() {
-    let p = Project::new("");
-    let _agent = p.start();
-    p.wait_version(1);
-    p.approve_and_wait(1);
-    p.promote_and_wait(1);
-    p.commit(&[("NOTES.md", b"v2\n")], "v2");
-    p.wait_version(2);
-    p.approve_and_wait(2);
-    p.promote_and_wait(2);
-    let out = p.rcfops(&["rollback", "production", "--reason", "latency regression"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let s = p.wait_status("production on v1", |s| {
-        stage_version(s, "production") == Some(1)
-    });
-    let rb = &s["endpoints"]["production"]["rolled_back"];
-    assert_eq!(rb["from"], 2, "{rb}");
-    assert_eq!(rb["reason"], "latency regression", "{rb}");
-    let table = String::from_utf8_lossy(&p.rcfops(&["status"]).stdout).to_string();
-    assert!(
-        table.contains("(rolled back from v2 by") && table.contains(": latency regression)"),
-        "{table}"
-    );
-    assert!(p
-        .registry()
-        .audit_log(1000)
-        .unwrap()
-        .iter()
-        .any(|a| a.event == "rollback.accepted"
-            && a.detail
-                .as_deref()
-                .is_some_and(|d| d.ends_with(": latency regression"))));
-    // A new promotion ends the hold.
-    p.delete_tag("promote/v2");
-    // (A different message: the same tagger, time and text would be the same tag object.)
-    let oid = p.tag_with(
-        "promote/v2",
-        &p.version_commit(2),
-        "lead@bank.example",
-        "ship again",
-        None,
-    );
-    let (o, why) = p.wait_decision(&format!("tag:promote/v2@{oid}"));
-    assert_eq!(o, "accepted", "{why}");
-    let s = p.wait_status("production on v2", |s| {
-        stage_version(s, "production") == Some(2)
-    });
-    assert!(s["endpoints"]["production"]["rolled_back"].is_null());
-}
-
-#[test]
 fn approvals_stamped_in_the_future_are_refused() {
     let p = Project::new("");
     let _agent = p.start();

@@ -25,20 +25,33 @@ fn keygen(dir: &Path, name: &str) -> (String, String) {
     (key.display().to_string(), public.trim().to_string())
 }
 
-fn signed_tag(p: &Project, name: &str, commit: &str, email: &str, key: &str) {
-    let out = Command::new("git")
-        .current_dir(&p.repo_path)
-        .args(["-c", "gpg.format=ssh", "-c"])
-        .arg(format!("user.signingkey={key}"))
-        .args(["-c", "user.name=Signer", "-c"])
-        .arg(format!("user.email={email}"))
-        .args(["tag", "-s", name, "-m", "signed approval", commit])
-        .output()
-        .unwrap();
+/// Runs the git CLI in the model repo as `email`, with `config` as extra `-c` settings.
+fn git_as(p: &Project, email: &str, config: &[String], args: &[&str]) {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(&p.repo_path)
+        .args(["-c", "user.name=Approver", "-c"])
+        .arg(format!("user.email={email}"));
+    for c in config {
+        cmd.arg("-c").arg(c);
+    }
+    let out = cmd.args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "git tag -s: {}",
+        "git {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn signed_tag(p: &Project, name: &str, commit: &str, email: &str, key: &str) {
+    let config = [
+        "gpg.format=ssh".to_string(),
+        format!("user.signingkey={key}"),
+    ];
+    git_as(
+        p,
+        email,
+        &config,
+        &["tag", "-s", name, "-m", "signed approval", commit],
     );
 }
 
@@ -156,17 +169,11 @@ fn a_forged_signature_is_refused() {
 
 /// `git tag -a` in the model repo as `email`, with whatever signing the repo's git config asks.
 fn git_tag(p: &Project, name: &str, commit: &str, email: &str) {
-    let out = Command::new("git")
-        .current_dir(&p.repo_path)
-        .args(["-c", "user.name=Approver", "-c"])
-        .arg(format!("user.email={email}"))
-        .args(["tag", "-a", name, "-m", "reviewed", commit])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git tag -a: {}",
-        String::from_utf8_lossy(&out.stderr)
+    git_as(
+        p,
+        email,
+        &[],
+        &["tag", "-a", name, "-m", "reviewed", commit],
     );
 }
 

@@ -2,7 +2,7 @@
 //!
 //! - [`requests`] reads requests from tags (via `repo`) and from the approvals folder;
 //! - [`rules`] judges one request against the facts, as a pure function;
-//! - [`file`] is the approval-file format `rcfops ... --file` writes;
+//! - [`mod@file`] is the approval-file format `rcfops ... --file` writes;
 //! - [`signing`] verifies SSH-signed tags.
 //!
 //! [`process`] ties them together on each reconciler pass: it collects the requests not decided

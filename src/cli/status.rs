@@ -7,7 +7,7 @@ use super::*;
 use crate::domain::{ApprovalStatus, Method, Outcome, RunStatus, StagingResult};
 use crate::pipeline::metrics::Metrics;
 
-/// The `status --json` document (DESIGN.md's contract, plus extra fields). The one source of
+/// The `status --json` document (README's "`rcfops status --json` prints", plus extra fields). The one source of
 /// both `status --json` and the `status` table.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusDoc {

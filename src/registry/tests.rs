@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn new_version(commit: &str, group: &str) -> NewVersion {
