@@ -266,8 +266,7 @@ impl Config {
                 .unwrap_or_default();
             ConfigError(format!("{name}{line}: `{key}`: {msg}"))
         };
-        if raw.repo.branch.trim().is_empty()
-            || !crate::repo::branch_name_is_valid(&raw.repo.branch)
+        if raw.repo.branch.trim().is_empty() || !crate::repo::branch_name_is_valid(&raw.repo.branch)
         {
             return Err(key_err(
                 "repo.branch",

@@ -192,13 +192,17 @@ impl Reconciler {
                     Err(e) => {
                         let msg = format!("deployment of v{n} to {stage} refused: {e}");
                         if self.refused_deploys.insert((stage, n)) {
-                            let _ = self.registry.record_audit(
+                            if let Err(e) = self.registry.record_audit(
                                 "agent",
                                 "deploy",
                                 &format!("{stage}.deploy-refused"),
                                 Some(n),
                                 &msg,
-                            );
+                            ) {
+                                // Audited on a later pass instead.
+                                self.refused_deploys.remove(&(stage, n));
+                                tracing::error!("cannot audit the refused deployment: {e}");
+                            }
                         }
                         self.problem(msg);
                         return false;
@@ -247,12 +251,12 @@ impl Reconciler {
     }
 
     async fn staging_tests(&mut self, n: i64) {
-        let sample: Option<StagingSample> = self
-            .registry
-            .staging_test(n)
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_value(v).ok());
+        let sample = match self.registry.staging_test(n) {
+            Ok(s) => s,
+            // Not a test failure: the registry could not be read; the next pass tries again.
+            Err(e) => return self.problem(e.to_string()),
+        };
+        let sample: Option<StagingSample> = sample.and_then(|v| serde_json::from_value(v).ok());
         let result = match sample {
             None => Err("the version has no staging test records".to_string()),
             Some(sample) => {
@@ -466,7 +470,10 @@ impl Reconciler {
         if let Some(f) = self.in_flight.take() {
             f.cancel.interrupt();
             let _ = f.thread.join();
-            let _ = self.registry.mark_interrupted_runs();
+            if let Err(e) = self.registry.mark_interrupted_runs() {
+                // The next start marks it instead (startup recovery does the same).
+                tracing::error!("cannot mark the interrupted run: {e}");
+            }
         }
     }
 }

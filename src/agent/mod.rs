@@ -10,10 +10,10 @@ pub mod watcher;
 
 use std::fs::File;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
@@ -71,13 +71,42 @@ pub fn endpoint_urls(cfg: &Config) -> (String, String) {
     )
 }
 
+/// Why the agent could not start (or stop cleanly). Each keeps its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("another rcfops agent is already running on {}; stop it first (one agent per state folder)", .0.display())]
+    AlreadyRunning(PathBuf),
+    #[error("cannot listen on {addr} for the {stage} endpoint; is another program using it? Set [endpoints.{stage}] listen in the config")]
+    Bind {
+        addr: std::net::SocketAddr,
+        stage: Stage,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} {}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+}
+
+fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
+    let path = path.to_path_buf();
+    move |source| AgentError::Io { what, path, source }
+}
+
 /// Creates the model repo from the template unless it exists. Returns true if created.
-pub fn init_repo(cfg: &Config) -> anyhow::Result<bool> {
+pub fn init_repo(cfg: &Config) -> Result<bool, AgentError> {
     if cfg.repo.path.join(".git").exists() {
         return Ok(false);
     }
-    ModelRepo::init_from_template(&cfg.repo.template, &cfg.repo.path, &cfg.repo.branch)
-        .map_err(|e| anyhow!("{e}"))?;
+    ModelRepo::init_from_template(&cfg.repo.template, &cfg.repo.path, &cfg.repo.branch)?;
     Ok(true)
 }
 
@@ -85,19 +114,20 @@ pub fn init_repo(cfg: &Config) -> anyhow::Result<bool> {
 pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), AgentError> {
     std::fs::create_dir_all(&cfg.state_dir)
-        .with_context(|| format!("cannot create the state folder {}", cfg.state_dir.display()))?;
-    let lock = File::create(lock_file(&cfg))?;
+        .map_err(io("cannot create the state folder", &cfg.state_dir))?;
+    let lock_path = lock_file(&cfg);
+    let lock = File::create(&lock_path).map_err(io("cannot create the lock file", &lock_path))?;
     if lock.try_lock().is_err() {
-        return Err(anyhow!(
-            "another rcfops agent is already running on {}; stop it first (one agent per state folder)",
-            cfg.state_dir.display()
-        ));
+        return Err(AgentError::AlreadyRunning(cfg.state_dir.clone()));
     }
-    let repo = ModelRepo::open(&cfg.repo.path).map_err(|e| anyhow!("{e}"))?;
+    let repo = ModelRepo::open(&cfg.repo.path)?;
     let registry = Arc::new(Registry::open(&cfg.registry_path())?);
-    let store = ArtifactStore::open(&cfg.artifacts_dir())?;
+    let store = ArtifactStore::open(&cfg.artifacts_dir()).map_err(io(
+        "cannot create the artifact folder",
+        &cfg.artifacts_dir(),
+    ))?;
     store.clean_temporaries();
     for r in registry.mark_interrupted_runs()? {
         tracing::warn!(
@@ -108,24 +138,34 @@ pub async fn run(
         );
     }
 
-    let bind = |addr: std::net::SocketAddr, stage: &str| {
-        let stage = stage.to_string();
-        async move {
-            tokio::net::TcpListener::bind(addr).await.with_context(|| {
-                format!("cannot listen on {addr} for the {stage} endpoint; is another program using it? Set [endpoints.{stage}] listen in the config")
-            })
-        }
+    let bind = |addr: std::net::SocketAddr, stage: Stage| async move {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AgentError::Bind {
+                addr,
+                stage,
+                source,
+            })?;
+        let url = l
+            .local_addr()
+            .map(|a| format!("http://{a}"))
+            .map_err(|source| AgentError::Bind {
+                addr,
+                stage,
+                source,
+            })?;
+        Ok::<_, AgentError>((l, url))
     };
-    let staging_l = bind(cfg.staging.listen, "staging").await?;
-    let production_l = bind(cfg.production.listen, "production").await?;
-    let staging_url = format!("http://{}", staging_l.local_addr()?);
-    let production_url = format!("http://{}", production_l.local_addr()?);
+    let (staging_l, staging_url) = bind(cfg.staging.listen, Stage::Staging).await?;
+    let (production_l, production_url) = bind(cfg.production.listen, Stage::Production).await?;
     let endpoints = Endpoints {
         pid: std::process::id(),
         staging: staging_url.clone(),
         production: production_url.clone(),
     };
-    std::fs::write(endpoints_file(&cfg), serde_json::to_vec_pretty(&endpoints)?)?;
+    let endpoints_path = endpoints_file(&cfg);
+    let text = serde_json::to_vec_pretty(&endpoints).expect("plain strings and numbers");
+    std::fs::write(&endpoints_path, text).map_err(io("cannot write", &endpoints_path))?;
 
     let staging = Endpoint::new(
         Stage::Staging,
