@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::domain::Stage;
+
 /// The configuration as the agent uses it: absolute paths, parsed addresses.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -178,11 +180,10 @@ fn default_production() -> RawEndpoint {
 }
 
 /// Where each stage listens unless `[endpoints.<stage>] listen` says otherwise.
-fn default_listen(stage: &str) -> &'static str {
-    if stage == "staging" {
-        "127.0.0.1:8081"
-    } else {
-        "127.0.0.1:8080"
+fn default_listen(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Staging => "127.0.0.1:8081",
+        Stage::Production => "127.0.0.1:8080",
     }
 }
 
@@ -273,7 +274,7 @@ impl Config {
                 format!("{:?} is not a valid branch name", raw.repo.branch),
             ));
         }
-        let endpoint = |section: &str, r: &RawEndpoint| -> Result<EndpointConfig, ConfigError> {
+        let endpoint = |section: Stage, r: &RawEndpoint| -> Result<EndpointConfig, ConfigError> {
             let text = r.listen.as_deref().unwrap_or(default_listen(section));
             let listen: SocketAddr = text.parse().map_err(|_| {
                 key_err(
@@ -295,8 +296,8 @@ impl Config {
                 latency_budget_ms: r.latency_budget_ms,
             })
         };
-        let staging = endpoint("staging", &raw.endpoints.staging)?;
-        let production = endpoint("production", &raw.endpoints.production)?;
+        let staging = endpoint(Stage::Staging, &raw.endpoints.staging)?;
+        let production = endpoint(Stage::Production, &raw.endpoints.production)?;
         if staging.listen == production.listen && staging.listen.port() != 0 {
             return Err(key_err(
                 "endpoints.production.listen",
@@ -403,37 +404,6 @@ impl Config {
             "approver identities are self-asserted: {what} on tagger e-mails and approval-file `approver` fields, which anyone can set; turn on signed approvals (`rcfops signing setup`, see README \"Signed approvals\") to enforce them"
         ))
     }
-
-    /// Whether `email` may approve (empty allow-list: anyone).
-    pub fn may_approve(&self, email: &str) -> bool {
-        self.may("approve", None, email)
-    }
-
-    /// Whether `email` may take `action` (`approve`, `promote`, `reject`, `rollback` of
-    /// `stage`). Approving uses the staging list, promoting and rolling production back the
-    /// production list (each falling back to `approvers`); rejecting, which only ever takes a
-    /// model out of service, is open to anyone on any list. Empty lists: anyone.
-    pub fn may(&self, action: &str, stage: Option<&str>, email: &str) -> bool {
-        let a = &self.approvals;
-        let pick = |l: &Vec<String>| {
-            if l.is_empty() {
-                a.approvers.clone()
-            } else {
-                l.clone()
-            }
-        };
-        let list: Vec<String> = match (action, stage) {
-            ("approve", _) => pick(&a.staging_approvers),
-            ("promote", _) | ("rollback", Some("production")) => pick(&a.production_approvers),
-            _ => {
-                let mut all = a.approvers.clone();
-                all.extend(a.staging_approvers.iter().cloned());
-                all.extend(a.production_approvers.iter().cloned());
-                all
-            }
-        };
-        list.is_empty() || list.iter().any(|x| x.eq_ignore_ascii_case(email.trim()))
-    }
 }
 
 fn absolute_parent(path: &Path) -> PathBuf {
@@ -482,7 +452,12 @@ mod tests {
         assert_eq!(c.approvals.dir, Path::new("/srv/p/.rcfops/approvals"));
         assert_eq!(c.production.listen.port(), 8080);
         assert_eq!(c.staging.listen.port(), 8081);
-        assert!(c.may_approve("anyone@x"));
+        assert!(crate::approvals::rules::may(
+            &c.approvals,
+            crate::domain::Action::Approve,
+            None,
+            "anyone@x"
+        ));
     }
 
     #[test]
@@ -519,6 +494,42 @@ mod tests {
             e.starts_with("c.toml:5: `listen`: [endpoints.production]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_endpoint_key_is_optional() {
+        let c = Config::parse(
+            "[endpoints.staging]\nlatency_budget_ms = 100\n",
+            "c.toml",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.staging.latency_budget_ms, 100);
+        assert_eq!(c.staging.listen.port(), 8081);
+        assert_eq!(c.production.listen.port(), 8080);
+    }
+
+    #[test]
+    fn identities_are_called_self_asserted_until_signed() {
+        let c = Config::parse("", "c.toml", Path::new("/")).unwrap();
+        assert!(c
+            .identity_notice()
+            .unwrap()
+            .contains("separation of duties relies"));
+        let c = Config::parse(
+            "[approvals]\nseparation_of_duties = false\n",
+            "c.toml",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.identity_notice(), None, "nothing relies on who approved");
+        let c = Config::parse(
+            "[approvals]\napprovers = [\"a@b.c\"]\nrequire_signed = true\nallowed_signers = \"s\"\n",
+            "c.toml",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.identity_notice(), None, "signed");
     }
 
     #[test]

@@ -189,3 +189,30 @@ fn approve_exits_1_with_the_reason_when_staging_tests_fail() {
     assert!(text.contains("v1 failed its staging tests: "), "{text}");
     assert_eq!(version(&p.status(), 1).unwrap()["staging_tests"], "Failed");
 }
+
+#[test]
+fn a_rejected_version_draws_no_warning_about_its_vanished_approval() {
+    let p = Project::new("");
+    let mut agent = p.start();
+    p.wait_version(1);
+    p.approve_and_wait(1);
+    let mut cfg = p.repo().config().unwrap();
+    cfg.set_str("user.name", "Risk").unwrap();
+    cfg.set_str("user.email", "risk@bank.example").unwrap();
+    let out = p.rcfops(&["reject", "1", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    p.delete_tag("approve/v1");
+    agent.stop();
+    let _agent = p.start();
+    p.wait_status("staging empty", |s| stage_version(s, "staging").is_none());
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let stderr = p.agent_stderr();
+    assert!(!stderr.contains("was deleted or moved"), "{stderr}");
+    // Human lines written to a file carry no colour codes.
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert!(stderr.contains(" INFO "), "{stderr}");
+}

@@ -9,10 +9,14 @@ use super::*;
 
 pub(super) fn cmd_score(cfg: &Config, stage: &str, file: Option<PathBuf>) -> Result<i32> {
     let (staging, production) = agent::endpoint_urls(cfg);
-    let url = match stage {
-        "staging" => staging,
-        "production" | "prod" => production,
-        other => bail!("unknown stage {other:?}: use `staging` or `production`"),
+    // `prod` is accepted too: it is how SageMaker names the production endpoint.
+    let url = match (stage == "prod")
+        .then_some(Stage::Production)
+        .or(stage.parse().ok())
+    {
+        Some(Stage::Staging) => staging,
+        Some(Stage::Production) => production,
+        None => bail!("unknown stage {stage:?}: use `staging` or `production`"),
     };
     let mut body = Vec::new();
     match &file {

@@ -182,7 +182,8 @@ pub fn content_type_index(media_type: Option<&str>) -> usize {
 }
 
 impl EndpointMetrics {
-    pub fn new(stage: &'static str) -> EndpointMetrics {
+    pub fn new(stage: crate::domain::Stage) -> EndpointMetrics {
+        let stage = stage.as_str();
         let mut registry = Registry::with_prefix_and_labels(
             "rcfops_endpoint",
             [(
@@ -347,7 +348,7 @@ mod tests {
 
     #[test]
     fn exposition_names_the_metrics() {
-        let m = EndpointMetrics::new("staging");
+        let m = EndpointMetrics::new(crate::domain::Stage::Staging);
         m.request(200, 0, 0.0004);
         m.request(406, 1, 0.0001);
         m.scored([0.5, 1.0, 3.0].into_iter());

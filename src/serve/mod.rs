@@ -63,7 +63,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(stage: Stage, name: String) -> Arc<Endpoint> {
-        let metrics = EndpointMetrics::new(stage.as_str());
+        let metrics = EndpointMetrics::new(stage);
         metrics.set_model(&name, None);
         Arc::new(Endpoint {
             stage,
