@@ -37,15 +37,23 @@ struct InFlight {
     thread: std::thread::JoinHandle<Outcome>,
 }
 
+/// The two stage endpoints the agent serves, with the base URLs they actually listen on
+/// (ports may be ephemeral in tests).
+pub struct StageEndpoints {
+    pub staging: Arc<Endpoint>,
+    pub production: Arc<Endpoint>,
+    pub staging_url: String,
+}
+
+/// What the reconciler works on: the configuration, the registry and artifact store, and the
+/// endpoints it deploys to.
 pub struct Reconciler {
     pub cfg: Config,
     pub registry: Arc<Registry>,
     pub store: ArtifactStore,
     pub staging: Arc<Endpoint>,
     pub production: Arc<Endpoint>,
-    /// Base URLs the endpoints actually listen on (ports may be ephemeral in tests).
     pub staging_url: String,
-    pub production_url: String,
     in_flight: Option<InFlight>,
     wake: mpsc::UnboundedSender<()>,
     last_problem: Option<String>,
@@ -58,17 +66,18 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: Config,
         registry: Arc<Registry>,
         store: ArtifactStore,
-        staging: Arc<Endpoint>,
-        production: Arc<Endpoint>,
-        staging_url: String,
-        production_url: String,
+        endpoints: StageEndpoints,
         wake: mpsc::UnboundedSender<()>,
     ) -> Reconciler {
+        let StageEndpoints {
+            staging,
+            production,
+            staging_url,
+        } = endpoints;
         Reconciler {
             cfg,
             registry,
@@ -76,7 +85,6 @@ impl Reconciler {
             staging,
             production,
             staging_url,
-            production_url,
             in_flight: None,
             wake,
             last_problem: None,

@@ -186,13 +186,7 @@ fn commit_storm_registers_the_head_once() {
         std::thread::sleep(Duration::from_millis(40));
     }
     let head = commits.last().unwrap().clone();
-    p.wait_status("head registered", |s| {
-        s["versions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|v| v["commit"] == head.as_str())
-    });
+    p.wait_commit_registered(&head);
     std::thread::sleep(Duration::from_millis(700));
     let reg = p.registry();
     let versions = reg.versions().unwrap();

@@ -294,9 +294,7 @@ fn contract_ping_accept_errors_attribution_and_metrics() {
 fn hot_swap_under_load_never_fails_or_mixes_versions() {
     let p = Project::new("");
     let agent = p.start();
-    p.wait_version(1);
-    p.approve_and_wait(1);
-    p.promote_and_wait(1);
+    p.v1_live();
     p.commit_spec(|t| t.replace("seed = 42", "seed = 43"), "reseed the forest");
     p.wait_version(2);
     p.approve_and_wait(2);

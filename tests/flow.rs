@@ -182,9 +182,7 @@ fn happy_path_commit_to_production() {
 fn reject_and_rollback_move_stages_back() {
     let p = Project::new("");
     let _agent = p.start();
-    p.wait_version(1);
-    p.approve_and_wait(1);
-    p.promote_and_wait(1);
+    p.v1_live();
     p.commit_spec(
         |t| t.replace("num_trees = 100", "num_trees = 60"),
         "fewer trees",
@@ -274,9 +272,7 @@ fn reject_and_rollback_move_stages_back() {
 fn restart_after_kill_registers_nothing_twice_and_reserves() {
     let p = Project::new("");
     let mut agent = p.start();
-    p.wait_version(1);
-    p.approve_and_wait(1);
-    p.promote_and_wait(1);
+    p.v1_live();
     p.commit_spec(|t| t.replace("seed = 42", "seed = 9"), "reseed");
     p.wait_version(2);
     p.approve_and_wait(2);
@@ -376,13 +372,7 @@ fn newest_commit_wins_and_superseded_commits_are_skipped() {
         std::thread::sleep(std::time::Duration::from_millis(60));
     }
     let head = more.last().unwrap().clone();
-    p.wait_status("head registered", |s| {
-        s["versions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|v| v["commit"] == head.as_str())
-    });
+    p.wait_commit_registered(&head);
     let versions = reg.versions().unwrap();
     let mut seen = std::collections::HashSet::new();
     for v in &versions {
@@ -516,9 +506,7 @@ fn logs_follow_shows_new_runs_as_they_happen() {
 fn a_registry_written_by_the_earlier_release_opens_and_serves() {
     let p = Project::new("");
     let mut agent = p.start();
-    p.wait_version(1);
-    p.approve_and_wait(1);
-    p.promote_and_wait(1);
+    p.v1_live();
     agent.stop();
     // Take the registry back to the earlier release's schema: no approvals.note/forced.
     let conn = rusqlite::Connection::open(p.state.join("registry.sqlite")).unwrap();

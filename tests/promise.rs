@@ -19,9 +19,7 @@ fn invoke_named(base: &str, name: &str) -> (u16, Option<i64>, serde_json::Value)
 fn an_unapproved_commit_renames_nothing_that_serves() {
     let p = Project::new("");
     let agent = p.start();
-    p.wait_version(1);
-    p.approve_and_wait(1);
-    p.promote_and_wait(1);
+    p.v1_live();
 
     p.commit_spec(
         |t| t.replace("name = \"card-fraud\"", "name = \"payments\""),
@@ -60,9 +58,7 @@ fn an_unapproved_commit_renames_nothing_that_serves() {
 fn a_rollback_that_would_empty_production_needs_force() {
     let p = Project::new("");
     let agent = p.start();
-    p.wait_version(1);
-    p.approve_and_wait(1);
-    p.promote_and_wait(1);
+    p.v1_live();
 
     // `rollback staging` rejects v1, which production serves too, and nothing is left.
     let out = p.rcfops(&["rollback", "staging", "--reason", "bad scores"]);

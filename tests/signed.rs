@@ -182,14 +182,18 @@ fn one_command_turns_signed_approvals_on() {
     let keys = tempfile::tempdir().unwrap();
     keygen(keys.path(), "lead");
     let p = Project::new("");
-    let out = p.rcfops(&[
-        "signing",
-        "setup",
-        "--key",
-        keys.path().join("lead.pub").to_str().unwrap(),
-        "--email",
-        "lead@bank.example",
-    ]);
+    let key = keys.path().join("lead.pub");
+    let setup = || {
+        p.rcfops(&[
+            "signing",
+            "setup",
+            "--key",
+            key.to_str().unwrap(),
+            "--email",
+            "lead@bank.example",
+        ])
+    };
+    let out = setup();
     assert!(
         out.status.success(),
         "{}{}",
@@ -205,14 +209,7 @@ fn one_command_turns_signed_approvals_on() {
         "{listed}"
     );
     // Running it again changes nothing.
-    let again = p.rcfops(&[
-        "signing",
-        "setup",
-        "--key",
-        keys.path().join("lead.pub").to_str().unwrap(),
-        "--email",
-        "lead@bank.example",
-    ]);
+    let again = setup();
     assert!(again.status.success());
     assert_eq!(std::fs::read_to_string(&signers).unwrap(), listed);
     assert_eq!(std::fs::read_to_string(&p.cfg_path).unwrap(), cfg);

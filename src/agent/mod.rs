@@ -215,16 +215,12 @@ pub async fn run(
     let debounce = Duration::from_millis(cfg.agent.debounce_ms);
     let mut resync = tokio::time::interval(Duration::from_millis(cfg.agent.resync_ms));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut rec = Reconciler::new(
-        cfg,
-        registry,
-        store,
+    let endpoints = crate::reconcile::StageEndpoints {
         staging,
         production,
         staging_url,
-        production_url,
-        wake_tx,
-    );
+    };
+    let mut rec = Reconciler::new(cfg, registry, store, endpoints, wake_tx);
     let shutdown = tokio::spawn(shutdown);
     tokio::pin!(shutdown);
     loop {

@@ -301,6 +301,24 @@ staging_test_records = 60
         }
     }
 
+    /// Waits until a version built from `commit` is registered.
+    pub fn wait_commit_registered(&self, commit: &str) -> Value {
+        self.wait_status(&format!("a version of {commit}"), |s| {
+            s["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["commit"] == commit)
+        })
+    }
+
+    /// Waits for v1, approves it and promotes it: v1 live in both stages.
+    pub fn v1_live(&self) {
+        self.wait_version(1);
+        self.approve_and_wait(1);
+        self.promote_and_wait(1);
+    }
+
     pub fn wait_version(&self, n: i64) -> Value {
         self.wait_status(&format!("v{n}"), |s| version(s, n).is_some())
     }
