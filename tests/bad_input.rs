@@ -857,6 +857,16 @@ fn pipeline_toml_cases() {
             fails(&["load: pipeline.toml:47: `min_precision`: 2 is out of range [0, 1]"]),
         ),
         (
+            "gate vs_production delta out of range",
+            Some(format!("{good}vs_production = {{ min_pr_auc_delta = 2 }}\n")),
+            fails(&["load: pipeline.toml:47: `vs_production`: min_pr_auc_delta = 2 is out of range [-1, 1]"]),
+        ),
+        (
+            "gate vs_production unknown key",
+            Some(format!("{good}vs_production = {{ min_auc_delta = 0.1 }}\n")),
+            fails(&["load: pipeline.toml:47:", "unknown field `min_auc_delta`, expected `min_roc_auc_delta` or `min_pr_auc_delta`"]),
+        ),
+        (
             "gate out of reach (min_roc_auc = 0.9999)",
             Some(spec("min_roc_auc = 0.85", "min_roc_auc = 0.9999")),
             fails(&["gate: gate failed: roc_auc ", " < 0.9999 (thresholds from pipeline.toml [gate])"]),

@@ -134,13 +134,14 @@ pub fn process(
             Ok(()) => {
                 accepted += 1;
                 let after = reg.targets()?;
+                let vs = champion_summary(reg, d.action, d.version)?;
                 let action = d.action.map(|a| a.as_str()).unwrap_or("unknown");
                 tracing::info!(
                     version = d.version,
                     approver = %d.approver,
                     how = %d.method,
                     forced = d.forced,
-                    "{} accepted: {action} v{} by {}{}{}",
+                    "{} accepted: {action} v{} by {}{}{}{vs}",
                     req.label,
                     d.version.unwrap_or(0),
                     d.approver,
@@ -152,6 +153,26 @@ pub fn process(
         }
     }
     Ok(accepted)
+}
+
+/// "; vs production v1: ROC-AUC +0.0123, ..." for an approve or promote, so the reviewer's log
+/// line says whether the version beats the one in production.
+fn champion_summary(
+    reg: &Registry,
+    action: Option<Action>,
+    version: Option<i64>,
+) -> Result<String, ApprovalsError> {
+    let (Some(Action::Approve | Action::Promote), Some(n)) = (action, version) else {
+        return Ok(String::new());
+    };
+    let champions: Option<crate::pipeline::champion::Champions> = reg
+        .version(n)?
+        .and_then(|v| v.champion)
+        .and_then(|c| serde_json::from_value(c).ok());
+    Ok(match champions.and_then(|c| c.production) {
+        Some(c) => format!("; production {}", c.summary()),
+        None => String::new(),
+    })
 }
 
 /// "; staging v2 → v1, production v2 → no model" for the stages a decision moves.

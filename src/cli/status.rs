@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::*;
 use crate::domain::{ApprovalStatus, Method, Outcome, RunStatus, StagingResult};
+use crate::pipeline::champion::{Champions, Comparison};
 use crate::pipeline::metrics::Metrics;
 
 /// The `status --json` document (README's "`rcfops status --json` prints", plus extra fields). The one source of
@@ -37,6 +38,12 @@ pub struct VersionDoc {
     pub staging_tests: Option<StagingResult>,
     pub staging_detail: Option<String>,
     pub reject_reason: Option<String>,
+    /// The candidate against the version production served when it was registered:
+    /// `{"version", "metrics", "delta", "rank_agreement"}`, `{"version", "comparable": false,
+    /// "reason"}`, or `null` when nothing served production (or it was not recorded).
+    pub champion: Option<Comparison>,
+    /// The same against the staging version, when that differed from production's.
+    pub vs_staging: Option<Comparison>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,6 +113,11 @@ pub fn status_doc(cfg: &Config, reg: &Registry) -> Result<StatusDoc> {
                 v.version
             ))
         })?;
+        let champions: Champions = v
+            .champion
+            .clone()
+            .and_then(|c| serde_json::from_value(c).ok())
+            .unwrap_or_default();
         versions.push(VersionDoc {
             version: v.version,
             commit: v.commit,
@@ -120,6 +132,8 @@ pub fn status_doc(cfg: &Config, reg: &Registry) -> Result<StatusDoc> {
             staging_tests: v.staging_result,
             staging_detail: v.staging_detail,
             reject_reason: v.reject_reason,
+            champion: champions.production,
+            vs_staging: champions.staging,
         });
     }
     let runs = reg
@@ -190,8 +204,16 @@ fn production_rollback(reg: &Registry) -> Result<Option<crate::registry::Approva
 pub fn status_table(doc: &StatusDoc) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<8} {:<13} {:<22} {:<19} {:>8} {:>8} {:<8} {}\n",
-        "VERSION", "COMMIT", "APPROVAL", "STAGE", "ROC-AUC", "PR-AUC", "STAGING", "REGISTERED"
+        "{:<8} {:<13} {:<22} {:<19} {:>8} {:>8} {:<8} {:<20} {}\n",
+        "VERSION",
+        "COMMIT",
+        "APPROVAL",
+        "STAGE",
+        "ROC-AUC",
+        "PR-AUC",
+        "STAGING",
+        "VS PROD (ΔROC/ΔPR)",
+        "REGISTERED"
     ));
     for v in &doc.versions {
         let stages = v
@@ -201,7 +223,7 @@ pub fn status_table(doc: &StatusDoc) -> String {
             .collect::<Vec<_>>()
             .join("+");
         out.push_str(&format!(
-            "{:<8} {:<13} {:<22} {:<19} {:>8.4} {:>8.4} {:<8} {}\n",
+            "{:<8} {:<13} {:<22} {:<19} {:>8.4} {:>8.4} {:<8} {:<20} {}\n",
             format!("v{}", v.version),
             short(&v.commit),
             v.approval.as_str(),
@@ -209,6 +231,13 @@ pub fn status_table(doc: &StatusDoc) -> String {
             v.metrics.roc_auc,
             v.metrics.pr_auc,
             v.staging_tests.map(|r| r.as_str()).unwrap_or("-"),
+            match &v.champion {
+                None => "-".to_string(),
+                Some(c) => match c.delta() {
+                    Some(d) => format!("v{} {:+.3}/{:+.3}", c.version(), d.roc_auc, d.pr_auc),
+                    None => format!("v{} not comparable", c.version()),
+                },
+            },
             v.registered_at,
         ));
     }

@@ -6,6 +6,7 @@
 //! error; a failed step or gate registers nothing. The artifact is written (atomically,
 //! content-addressed) before the version row, so a registered version always has its file.
 
+pub mod champion;
 pub mod data;
 pub mod gate;
 pub mod metrics;
@@ -13,7 +14,7 @@ pub mod run;
 pub mod spec;
 pub mod train;
 
-pub use gate::gate;
+pub use gate::{gate, gate_vs_production};
 pub use run::{execute, Cancel, Outcome, RunEnv};
 pub use train::{
     load_labelled, select, split, train_and_evaluate, Dataset, StagingSample, Timings, Trained,

@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::champion::{compare, Champions, Comparison, HeldOut};
 use super::data::Table;
-use super::gate::gate;
+use super::gate::{gate, gate_vs_production};
 use super::spec::{PipelineSpec, SPEC_FILE};
+use super::train::Trained;
 use super::train::{ms, select, train_and_evaluate};
 use crate::artifacts::{sha256_hex, ArtifactStore};
-use crate::domain::{RunStatus, StepStatus};
+use crate::domain::{RunStatus, Stage, StepStatus};
 use crate::registry::{NewVersion, Registry};
 use crate::repo::ModelRepo;
 
@@ -213,10 +215,10 @@ fn execute_steps(
         })()
     })?;
 
-    let dataset = steps.run("validate", || {
-        Table::parse_csv(&data_bytes, &spec.data.path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| select(&t, &spec.data, &spec.data.path))
+    let (table, dataset) = steps.run("validate", || {
+        let table = Table::parse_csv(&data_bytes, &spec.data.path).map_err(|e| e.to_string())?;
+        let dataset = select(&table, &spec.data, &spec.data.path)?;
+        Ok((table, dataset))
     })?;
 
     let trained = steps.run("train", || {
@@ -246,7 +248,23 @@ fn execute_steps(
         trained.metrics.pr_auc
     );
 
-    steps.run("gate", || gate(&spec, &trained.metrics))?;
+    let champions = steps.run("compare", || Ok(champions(env, &table, &trained)))?;
+    for c in [&champions.production, &champions.staging]
+        .into_iter()
+        .flatten()
+    {
+        tracing::info!(
+            champion = c.version(),
+            "champion/challenger: {}",
+            c.summary()
+        );
+    }
+    drop(table);
+
+    steps.run("gate", || {
+        gate(&spec, &trained.metrics)?;
+        gate_vs_production(&spec, &champions)
+    })?;
 
     let digest = steps.run("store", || {
         env.store
@@ -274,6 +292,7 @@ fn execute_steps(
         metrics: serde_json::to_value(&trained.metrics).expect("metrics serialise"),
         artifact_sha256: digest,
         staging_test: serde_json::to_value(&trained.sample).expect("sample serialises"),
+        champion: serde_json::to_value(&champions).expect("comparisons serialise"),
     };
     let (version, new) = steps.run("register", || {
         let registered = reg.register_version(run, &new).map_err(|e| e.to_string())?;
@@ -281,4 +300,49 @@ fn execute_steps(
         Ok(registered)
     })?;
     Ok(Outcome::Registered { version, new })
+}
+
+/// Compares the candidate with the version production serves now and, when it differs, with
+/// the staging version. A champion whose artifact cannot be read is "not comparable".
+fn champions(env: &RunEnv, table: &Table, trained: &Trained) -> Champions {
+    let held = HeldOut {
+        rows: &trained.held_out.rows,
+        labels: &trained.held_out.labels,
+        scores: &trained.held_out.scores,
+        metrics: &trained.metrics,
+    };
+    let against = |stage: Stage| -> Option<Comparison> {
+        let n = match env.registry.deployed(stage) {
+            Ok(n) => n?,
+            Err(e) => {
+                return Some(Comparison::NotComparable {
+                    version: 0,
+                    comparable: false,
+                    reason: format!("the {stage} version cannot be read: {e}"),
+                })
+            }
+        };
+        let model = env
+            .registry
+            .version(n)
+            .map_err(|e| e.to_string())
+            .and_then(|v| v.ok_or_else(|| format!("v{n} is not in the registry")))
+            .and_then(|v| env.store.get(&v.artifact_sha256))
+            .and_then(|bytes| crate::model::Model::from_bytes(&bytes));
+        Some(match model {
+            Ok(m) => compare(n, &m, table, &held),
+            Err(e) => Comparison::NotComparable {
+                version: n,
+                comparable: false,
+                reason: format!("the artifact of v{n} cannot be loaded: {e}"),
+            },
+        })
+    };
+    let production = against(Stage::Production);
+    let staging = against(Stage::Staging)
+        .filter(|s| production.as_ref().map(|p| p.version()) != Some(s.version()));
+    Champions {
+        production,
+        staging,
+    }
 }

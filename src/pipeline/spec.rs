@@ -157,6 +157,17 @@ pub struct GateSpec {
     pub min_pr_auc: Option<f64>,
     pub min_recall: Option<f64>,
     pub min_precision: Option<f64>,
+    /// Bars relative to the version production serves when the run starts.
+    pub vs_production: Option<VsProduction>,
+}
+
+/// `[gate] vs_production = { min_roc_auc_delta = …, min_pr_auc_delta = … }`: the candidate's
+/// metrics minus production's, on the candidate's held-out rows, must reach these.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct VsProduction {
+    pub min_roc_auc_delta: Option<f64>,
+    pub min_pr_auc_delta: Option<f64>,
 }
 
 /// A spec error, phrased for the user.
@@ -212,6 +223,21 @@ impl PipelineSpec {
             if let Some(v) = v {
                 if !(0.0..=1.0).contains(&v) {
                     return Err(err(key, format!("{v} is out of range [0, 1]")));
+                }
+            }
+        }
+        if let Some(vs) = &spec.gate.vs_production {
+            for (key, v) in [
+                ("min_roc_auc_delta", vs.min_roc_auc_delta),
+                ("min_pr_auc_delta", vs.min_pr_auc_delta),
+            ] {
+                if let Some(v) = v {
+                    if !(-1.0..=1.0).contains(&v) {
+                        return Err(err(
+                            "vs_production",
+                            format!("{key} = {v} is out of range [-1, 1]"),
+                        ));
+                    }
                 }
             }
         }

@@ -133,6 +133,15 @@ pub struct Trained {
     pub metrics: Metrics,
     pub sample: StagingSample,
     pub timings: Timings,
+    /// The held-out rows (indices into the dataset), their labels and the model's scores.
+    pub held_out: HeldOutRows,
+}
+
+/// The evaluation split as scored: what a champion is compared on.
+pub struct HeldOutRows {
+    pub rows: Vec<usize>,
+    pub labels: Vec<bool>,
+    pub scores: Vec<f64>,
 }
 
 pub(super) fn ms(t: Instant) -> f64 {
@@ -277,6 +286,11 @@ pub fn train_and_evaluate(
             train_ms,
             score_ms,
             total_ms: ms(total),
+        },
+        held_out: HeldOutRows {
+            rows: test_rows,
+            labels: test_labels,
+            scores,
         },
     })
 }

@@ -100,7 +100,8 @@ CREATE TABLE IF NOT EXISTS versions (
     staging_result   TEXT CHECK (staging_result IN ('Passed','Failed')),
     staging_detail   TEXT,
     staging_ts       REAL,
-    reject_reason    TEXT
+    reject_reason    TEXT,
+    champion         TEXT
 );
 CREATE TABLE IF NOT EXISTS approvals (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -176,6 +177,9 @@ pub struct VersionRow {
     pub staging_detail: Option<String>,
     pub staging_ts: Option<f64>,
     pub reject_reason: Option<String>,
+    /// The champion/challenger comparisons recorded at registration (`None`: registered
+    /// before they were recorded).
+    pub champion: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -220,6 +224,8 @@ pub struct NewVersion {
     pub metrics: serde_json::Value,
     pub artifact_sha256: String,
     pub staging_test: serde_json::Value,
+    /// The champion/challenger comparisons (`pipeline::champion::Champions`).
+    pub champion: serde_json::Value,
 }
 
 /// A decision about one approval source (tag object or file), with its effect.
@@ -284,7 +290,7 @@ fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
 
 const RUN_COLS: &str =
     "run, commit_sha, status, error, interrupted, trigger, started_ts, finished_ts, version";
-const VERSION_COLS: &str = "version, model_group, commit_sha, run, registered_ts, author_email, spec_sha256, data_sha256, hyperparameters, metrics, artifact_sha256, approval, approval_ts, staging_result, staging_detail, staging_ts, reject_reason";
+const VERSION_COLS: &str = "version, model_group, commit_sha, run, registered_ts, author_email, spec_sha256, data_sha256, hyperparameters, metrics, artifact_sha256, approval, approval_ts, staging_result, staging_detail, staging_ts, reject_reason, champion";
 
 fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRow> {
     let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
@@ -309,6 +315,9 @@ fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRow> {
         staging_detail: r.get(14)?,
         staging_ts: r.get(15)?,
         reject_reason: r.get(16)?,
+        champion: r
+            .get::<_, Option<String>>(17)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -331,21 +340,31 @@ fn audit(
 /// Brings a registry written by an earlier release up to this schema. Only ever adds
 /// nullable or defaulted columns, so the earlier release still opens the file.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let cols: Vec<String> = {
-        let mut st = conn.prepare("SELECT name FROM pragma_table_info('approvals')")?;
+    let columns = |table: &str| -> rusqlite::Result<Vec<String>> {
+        let mut st = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
         let v = st
-            .query_map([], |r| r.get(0))?
+            .query_map([table], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        v
+        Ok(v)
     };
-    for (col, ddl) in [
-        ("note", "ALTER TABLE approvals ADD COLUMN note TEXT"),
+    for (table, col, ddl) in [
         (
+            "approvals",
+            "note",
+            "ALTER TABLE approvals ADD COLUMN note TEXT",
+        ),
+        (
+            "approvals",
             "forced",
             "ALTER TABLE approvals ADD COLUMN forced INTEGER NOT NULL DEFAULT 0",
         ),
+        (
+            "versions",
+            "champion",
+            "ALTER TABLE versions ADD COLUMN champion TEXT",
+        ),
     ] {
-        if !cols.iter().any(|c| c == col) {
+        if !columns(table)?.iter().any(|c| c == col) {
             conn.execute_batch(ddl)?;
         }
     }

@@ -11,6 +11,7 @@ fn new_version(commit: &str, group: &str) -> NewVersion {
         metrics: serde_json::json!({"roc_auc": 0.9}),
         artifact_sha256: "a".into(),
         staging_test: serde_json::json!({"records": [], "scores": []}),
+        champion: serde_json::Value::Null,
     }
 }
 

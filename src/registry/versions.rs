@@ -29,8 +29,8 @@ impl Registry {
             let n: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM versions", [], |r| r.get(0))?;
             tx.execute(
                 "INSERT INTO versions (version, model_group, commit_sha, run, registered_ts, author_email, spec_sha256,
-                     data_sha256, hyperparameters, metrics, artifact_sha256, approval, staging_test)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     data_sha256, hyperparameters, metrics, artifact_sha256, approval, staging_test, champion)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     n,
                     v.model_group,
@@ -45,6 +45,7 @@ impl Registry {
                     v.artifact_sha256,
                     ApprovalStatus::Pending,
                     v.staging_test.to_string(),
+                    v.champion.to_string(),
                 ],
             )?;
             tx.execute(

@@ -44,6 +44,7 @@ fn version(n: i64, approval: ApprovalStatus, staging: Option<StagingResult>) -> 
         staging_detail: None,
         staging_ts: staging.map(|_| NOW - 100.0),
         reject_reason: None,
+        champion: None,
     }
 }
 
