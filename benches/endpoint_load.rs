@@ -7,7 +7,11 @@
 //! Run: `cargo bench --bench endpoint_load`. Client and server share the machine's cores.
 //! Settings (env): RCFOPS_BENCH_SECS (5), RCFOPS_BENCH_SERVER_THREADS (2),
 //! RCFOPS_BENCH_CLIENT_THREADS (1), RCFOPS_BENCH_SINGLE_CONNS (32), RCFOPS_BENCH_BATCH_CONNS (4),
-//! RCFOPS_BENCH_ONLY (`single` or `batch`: run one workload).
+//! RCFOPS_BENCH_ONLY (`single`, `shadow` or `batch`: run one workload).
+//!
+//! The `shadow` row is the single-record workload against a production endpoint that mirrors
+//! 100 % of its requests to a staging model (shadow traffic); the line after the table gives
+//! its p99 as a ratio of the plain single-record run's, measured in the same run.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -196,6 +200,32 @@ fn main() {
             let _ = stopped.await;
         },
     ));
+    // Production with shadow traffic to a staging endpoint serving another version.
+    let staging = Endpoint::new(rcfops::domain::Stage::Staging, "card-fraud-staging".into());
+    staging.swap(Some(Deployed {
+        version: 2,
+        model: model.clone(),
+    }));
+    let production = Endpoint::new(rcfops::domain::Stage::Production, "card-fraud-prod".into());
+    production.swap(Some(Deployed {
+        version: 1,
+        model: model.clone(),
+    }));
+    let shadow = rcfops::serve::shadow::Shadow::start(Arc::clone(&staging), 100.0);
+    production.set_shadow(Arc::clone(&shadow));
+    let shadow_listener = server_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let shadow_addr = shadow_listener.local_addr().unwrap();
+    let (stop_shadow, shadow_stopped) = tokio::sync::oneshot::channel::<()>();
+    let shadow_server = server_rt.spawn(rcfops::serve::serve_with(
+        shadow_listener,
+        Arc::clone(&production),
+        Limits::default(),
+        async {
+            let _ = shadow_stopped.await;
+        },
+    ));
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(client_threads)
@@ -211,9 +241,19 @@ fn main() {
         lat: Vec::new(),
     };
     let single = if only.is_empty() || only == "single" {
-        client_rt.block_on(drive(addr, single_body, 1, single_conns, secs))
+        client_rt.block_on(drive(addr, single_body.clone(), 1, single_conns, secs))
     } else {
         skip
+    };
+    let shadowed = if only.is_empty() || only == "shadow" {
+        client_rt.block_on(drive(shadow_addr, single_body, 1, single_conns, secs))
+    } else {
+        Run {
+            requests: 0,
+            records: 0,
+            secs,
+            lat: Vec::new(),
+        }
     };
     let batch = if only.is_empty() || only == "batch" {
         client_rt.block_on(drive(addr, batch_body, 1000, batch_conns, secs))
@@ -227,6 +267,9 @@ fn main() {
     };
     let _ = stop.send(());
     server_rt.block_on(server).unwrap().unwrap();
+    let _ = stop_shadow.send(());
+    server_rt.block_on(shadow_server).unwrap().unwrap();
+    let shadow_records: u64 = shadow.stats().values().map(|s| s.records).sum();
     drop((server_rt, client_rt));
     let raw_single = raw_rate(&model, &flat, dim, 1, 2.0);
     let raw_batch = raw_rate(&model, &flat, dim, 1000, 2.0);
@@ -251,6 +294,7 @@ fn main() {
     );
     for (name, conns, run, raw) in [
         ("single-record CSV", single_conns, &single, raw_single),
+        ("single, 100 % shadow", single_conns, &shadowed, raw_single),
         ("1,000-record CSV batches", batch_conns, &batch, raw_batch),
     ] {
         let rps = run.requests as f64 / run.secs;
@@ -271,4 +315,13 @@ fn main() {
     println!(
         "raw rec/s: Model::score_rows on one thread, 1 record a call (single) or 1,000 (batch)"
     );
+    if single.requests > 0 && shadowed.requests > 0 {
+        println!(
+            "shadow: p99 with 100 % shadow ÷ without = {:.2}; req/s ratio {:.2}; {} records shadowed, {} requests dropped by the full shadow queue",
+            shadowed.pct(0.99) / single.pct(0.99),
+            shadowed.requests as f64 / single.requests as f64,
+            shadow_records,
+            shadow.dropped()
+        );
+    }
 }

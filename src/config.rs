@@ -54,6 +54,10 @@ pub struct EndpointConfig {
     pub listen: SocketAddr,
     /// Staging tests fail when the p99 latency of a test request exceeds this budget.
     pub latency_budget_ms: u64,
+    /// Staging only: the share (%) of production's requests mirrored to the staging model.
+    pub shadow_percent: f64,
+    /// Staging only: shadow records a staging version needs before a promote is honoured.
+    pub min_shadow_records: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +161,8 @@ struct RawEndpoint {
     listen: Option<String>,
     #[serde(default = "default_latency_budget")]
     latency_budget_ms: u64,
+    shadow_percent: Option<f64>,
+    min_shadow_records: Option<u64>,
 }
 
 impl Default for RawEndpoints {
@@ -172,6 +178,8 @@ fn default_staging() -> RawEndpoint {
     RawEndpoint {
         listen: None,
         latency_budget_ms: default_latency_budget(),
+        shadow_percent: None,
+        min_shadow_records: None,
     }
 }
 
@@ -291,9 +299,31 @@ impl Config {
                         .into(),
                 ));
             }
+            if section == Stage::Production {
+                for (key, set) in [
+                    ("shadow_percent", r.shadow_percent.is_some()),
+                    ("min_shadow_records", r.min_shadow_records.is_some()),
+                ] {
+                    if set {
+                        return Err(key_err(
+                            &format!("endpoints.production.{key}"),
+                            "belongs to [endpoints.staging]: production mirrors its requests to the staging model".to_string(),
+                        ));
+                    }
+                }
+            }
+            let shadow_percent = r.shadow_percent.unwrap_or(0.0);
+            if !(0.0..=100.0).contains(&shadow_percent) {
+                return Err(key_err(
+                    "endpoints.staging.shadow_percent",
+                    format!("{shadow_percent} is out of range [0, 100]"),
+                ));
+            }
             Ok(EndpointConfig {
                 listen,
                 latency_budget_ms: r.latency_budget_ms,
+                shadow_percent,
+                min_shadow_records: r.min_shadow_records.unwrap_or(0),
             })
         };
         let staging = endpoint(Stage::Staging, &raw.endpoints.staging)?;

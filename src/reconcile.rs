@@ -113,10 +113,26 @@ impl Reconciler {
             self.problem(format!("approvals: {e}"));
         }
         self.report_vanished_tags(&repo);
+        // Before approvals are judged next pass, so a promote sees the shadow records.
+        self.record_shadow();
         self.converge_stages().await;
         self.refresh_names();
         if let Err(e) = self.converge_runs(&repo) {
             self.problem(format!("runs: {e}"));
+        }
+    }
+
+    /// Stores the shadow-traffic statistics gathered in memory (level-triggered: the whole
+    /// current state of each staging version, replaced in place).
+    fn record_shadow(&mut self) {
+        let Some(shadow) = self.production.shadow() else {
+            return;
+        };
+        for (version, stats) in shadow.stats() {
+            let json = serde_json::to_value(&stats).expect("numbers serialise");
+            if let Err(e) = self.registry.record_shadow(version, &json) {
+                return self.problem(e.to_string());
+            }
         }
     }
 

@@ -175,6 +175,21 @@ pub async fn run(
         Stage::Production,
         Stage::Production.endpoint_name(DEFAULT_PROJECT),
     );
+    if cfg.staging.shadow_percent > 0.0 {
+        let shadow =
+            crate::serve::shadow::Shadow::start(staging.clone(), cfg.staging.shadow_percent);
+        // Counts continue from what the last run of the agent stored.
+        for (version, stats) in registry.shadows()? {
+            if let Ok(stats) = serde_json::from_value(stats) {
+                shadow.resume(version, &stats);
+            }
+        }
+        production.set_shadow(shadow);
+        tracing::info!(
+            "production mirrors {}% of its requests to the staging model (shadow traffic)",
+            cfg.staging.shadow_percent
+        );
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -86,12 +86,22 @@ pub fn judge(req: &Request, cfg: &Config, reg: &Registry) -> Result<Decision, Ap
     } else {
         None
     };
+    let shadow_records = match (cfg.staging.min_shadow_records, req.version) {
+        (0, _) | (_, None) => 0,
+        (_, Some(n)) => reg
+            .shadows()?
+            .get(&n)
+            .and_then(|s| s["records"].as_u64())
+            .unwrap_or(0),
+    };
     let facts = Facts {
         now: crate::registry::now_ts(),
         rules: &cfg.approvals,
         version: version.as_ref(),
         stages: &stages,
         signature: signature.as_ref(),
+        shadow_records,
+        min_shadow_records: cfg.staging.min_shadow_records,
     };
     let (action, version, stage, outcome) = match verdict(req, &facts) {
         Verdict::Accept(effect) => {

@@ -26,6 +26,10 @@ pub struct Facts<'a> {
     pub stages: &'a targets::Facts,
     /// With `require_signed`, the signature check of the request's tag, done by the caller.
     pub signature: Option<&'a Result<(), String>>,
+    /// Shadow records the named version has had in staging so far.
+    pub shadow_records: u64,
+    /// `[endpoints.staging] min_shadow_records`: what a promote needs (0: no bar).
+    pub min_shadow_records: u64,
 }
 
 /// What an accepted request does.
@@ -310,6 +314,18 @@ fn promote_rule(req: &Request, v: &VersionRow, f: &Facts) -> Result<(), String> 
     }
     if f.stages.targets().production() == Some(n) {
         return Err(format!("{label} refused: v{n} is already in production"));
+    }
+    // Shadow records come from production's traffic: with nothing in production there is
+    // nothing to mirror, and the first promotion needs none.
+    let mirrored = f.stages.targets().production().is_some();
+    if mirrored && f.shadow_records < f.min_shadow_records {
+        return Err(format!(
+            "{label} refused: v{n} has {} shadow records in staging and [endpoints.staging] min_shadow_records asks for {}; {} still missing ({})",
+            f.shadow_records,
+            f.min_shadow_records,
+            f.min_shadow_records - f.shadow_records,
+            give_again(req)
+        ));
     }
     Ok(())
 }

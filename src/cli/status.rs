@@ -7,6 +7,7 @@ use super::*;
 use crate::domain::{ApprovalStatus, Method, Outcome, RunStatus, StagingResult};
 use crate::pipeline::champion::{Champions, Comparison};
 use crate::pipeline::metrics::Metrics;
+use crate::serve::shadow::ShadowStats;
 
 /// The `status --json` document (README's "`rcfops status --json` prints", plus extra fields). The one source of
 /// both `status --json` and the `status` table.
@@ -44,6 +45,9 @@ pub struct VersionDoc {
     pub champion: Option<Comparison>,
     /// The same against the staging version, when that differed from production's.
     pub vs_staging: Option<Comparison>,
+    /// Shadow traffic while this version served staging (`[endpoints.staging]
+    /// shadow_percent`): records, rank and alert agreement with production, alert rates.
+    pub shadow: Option<ShadowStats>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +104,7 @@ pub fn status_doc(cfg: &Config, reg: &Registry) -> Result<StatusDoc> {
     let staging = reg.deployed(Stage::Staging)?;
     let production = reg.deployed(Stage::Production)?;
     let (staging_url, production_url) = agent::endpoint_urls(cfg);
+    let mut shadows = reg.shadows()?;
     let mut versions = Vec::new();
     for v in reg.versions()? {
         let stages: Vec<Stage> = [(Stage::Staging, staging), (Stage::Production, production)]
@@ -134,6 +139,9 @@ pub fn status_doc(cfg: &Config, reg: &Registry) -> Result<StatusDoc> {
             reject_reason: v.reject_reason,
             champion: champions.production,
             vs_staging: champions.staging,
+            shadow: shadows
+                .remove(&v.version)
+                .and_then(|s| serde_json::from_value(s).ok()),
         });
     }
     let runs = reg

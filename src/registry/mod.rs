@@ -125,6 +125,11 @@ CREATE TABLE IF NOT EXISTS deployments (
     at_ts    REAL NOT NULL,
     reason   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shadow (
+    version     INTEGER PRIMARY KEY REFERENCES versions(version),
+    stats       TEXT NOT NULL,
+    updated_ts  REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     at_ts    REAL NOT NULL,

@@ -131,4 +131,28 @@ impl Registry {
             Ok(newest.unwrap_or_else(|| crate::pipeline::spec::DEFAULT_PROJECT.to_string()))
         })
     }
+
+    /// Stores the shadow-traffic statistics of staging version `version` (a measurement, not
+    /// a transition: replaced in place, no audit event).
+    pub fn record_shadow(&self, version: i64, stats: &serde_json::Value) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO shadow (version, stats, updated_ts) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(version) DO UPDATE SET stats = excluded.stats, updated_ts = excluded.updated_ts",
+                params![version, stats.to_string(), now_ts()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The stored shadow-traffic statistics, by staging version.
+    pub fn shadows(&self) -> Result<std::collections::HashMap<i64, serde_json::Value>> {
+        Ok(self
+            .query("SELECT version, stats FROM shadow", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
+            .into_iter()
+            .filter_map(|(v, s)| serde_json::from_str(&s).ok().map(|j| (v, j)))
+            .collect())
+    }
 }

@@ -28,6 +28,7 @@ pub mod codec;
 pub mod errors;
 pub mod metrics;
 pub mod server;
+pub mod shadow;
 
 pub use codec::parse_request;
 pub use server::{serve, serve_with, Limits};
@@ -59,6 +60,8 @@ pub struct Endpoint {
     name: ArcSwap<String>,
     slot: ArcSwapOption<Deployed>,
     metrics: EndpointMetrics,
+    /// Production only: where a share of the scored requests is mirrored.
+    shadow: std::sync::OnceLock<Arc<shadow::Shadow>>,
 }
 
 impl Endpoint {
@@ -70,6 +73,7 @@ impl Endpoint {
             name: ArcSwap::from_pointee(name),
             slot: ArcSwapOption::empty(),
             metrics,
+            shadow: std::sync::OnceLock::new(),
         })
     }
 
@@ -100,6 +104,15 @@ impl Endpoint {
 
     pub fn current(&self) -> Option<Arc<Deployed>> {
         self.slot.load_full()
+    }
+
+    /// Mirrors a share of this endpoint's scored requests to `shadow` (set once).
+    pub fn set_shadow(&self, shadow: Arc<shadow::Shadow>) {
+        let _ = self.shadow.set(shadow);
+    }
+
+    pub fn shadow(&self) -> Option<&Arc<shadow::Shadow>> {
+        self.shadow.get()
     }
 
     pub fn metrics(&self) -> &EndpointMetrics {
@@ -277,14 +290,26 @@ async fn invoke_inner(
     };
     let max_attr = ctx.limits.max_attribution_records;
     let large = bytes.len() >= BLOCKING_BYTES;
-    let work = move || score(&deployed.model, fmt, &bytes, attribution, max_attr);
-    let scores = if large {
+    let scoring = deployed.clone();
+    let work = move || score(&scoring.model, fmt, &bytes, attribution, max_attr);
+    let (flat, scores) = if large {
         tokio::task::spawn_blocking(work)
             .await
             .unwrap_or_else(|_| Err(model_failed()))?
     } else {
         work()?
     };
+    if let Some(shadow) = ctx.ep.shadow() {
+        let values: Vec<f64> = scores.iter().map(|s| s.score).collect();
+        let rows = values.len();
+        shadow.offer(
+            deployed.version,
+            deployed.model.header.threshold,
+            &flat,
+            rows,
+            &values,
+        );
+    }
     ctx.ep.metrics.scored(scores.iter().map(|s| s.score));
     let (body, ct) = match accept {
         Format::JsonLines => {
@@ -318,7 +343,7 @@ fn score(
     bytes: &[u8],
     attribution: bool,
     max_attribution: usize,
-) -> Result<Vec<ScoreOut>, ApiError> {
+) -> Result<(Vec<f64>, Vec<ScoreOut>), ApiError> {
     let dim = model.dim();
     let (flat, rows) = parse_records(fmt, bytes, dim).map_err(|Invalid(rec, msg)| {
         error(
@@ -363,7 +388,7 @@ fn score(
         )
     }));
     match scored {
-        Ok(Ok(s)) if s.iter().all(|s| s.score.is_finite()) => Ok(s),
+        Ok(Ok(s)) if s.iter().all(|s| s.score.is_finite()) => Ok((flat, s)),
         Ok(Err(invalid)) => Err(invalid),
         _ => Err(model_failed()),
     }

@@ -89,6 +89,8 @@ struct World {
     versions: Vec<VersionRow>,
     stages: StageFacts,
     rules: ApprovalsConfig,
+    shadow_records: u64,
+    min_shadow_records: u64,
 }
 
 impl World {
@@ -115,6 +117,8 @@ impl World {
             versions,
             stages,
             rules: rules(),
+            shadow_records: 0,
+            min_shadow_records: 0,
         }
     }
 
@@ -131,6 +135,8 @@ impl World {
                 .and_then(|n| self.versions.iter().find(|v| v.version == n)),
             stages: &self.stages,
             signature,
+            shadow_records: self.shadow_records,
+            min_shadow_records: self.min_shadow_records,
         };
         verdict(req, &facts)
     }
@@ -228,6 +234,43 @@ fn promote_only_after_passed_staging_tests_given_after_them() {
         stage: None,
     });
     assert!(refused(w.judge(&tag(Action::Promote, 1))).ends_with("v1 is already in production"));
+}
+
+#[test]
+fn a_promote_waits_for_enough_shadow_records() {
+    let mut w = World::new(
+        vec![version(
+            1,
+            ApprovalStatus::Approved,
+            Some(StagingResult::Passed),
+        )],
+        &[(Action::Approve, 1)],
+    );
+    w.min_shadow_records = 500;
+    w.shadow_records = 120;
+    // Nothing in production: no traffic to mirror, so the first promotion needs none.
+    assert_eq!(
+        w.judge(&tag(Action::Promote, 1)),
+        Verdict::Accept(Effect::Promote(1))
+    );
+    w.versions.push(version(
+        2,
+        ApprovalStatus::Approved,
+        Some(StagingResult::Passed),
+    ));
+    w.stages.moves.push(Move {
+        action: Action::Promote,
+        version: Some(2),
+        stage: None,
+    });
+    assert!(refused(w.judge(&tag(Action::Promote, 1))).contains(
+        "v1 has 120 shadow records in staging and [endpoints.staging] min_shadow_records asks for 500; 380 still missing"
+    ));
+    w.shadow_records = 500;
+    assert_eq!(
+        w.judge(&tag(Action::Promote, 1)),
+        Verdict::Accept(Effect::Promote(1))
+    );
 }
 
 #[test]
@@ -469,6 +512,8 @@ proptest! {
                         version: r.version.and_then(|n| w.versions.iter().find(|v| v.version == n)),
                         stages: &w.stages,
                         signature: None,
+                        shadow_records: 0,
+                        min_shadow_records: 0,
                     };
                     if let Verdict::Accept(effect) = verdict(&r, &facts) {
                         let m = effect.as_move();
