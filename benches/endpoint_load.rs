@@ -82,14 +82,16 @@ impl Run {
     }
 }
 
-/// Drives `conns` keep-alive connections, each sending `body` back to back, for `secs`
-/// (after a 1 s warm-up). Every answer must be a 200.
+/// Drives `conns` keep-alive connections, each sending `body` back to back (or, with `pace`,
+/// one request every `pace` per connection), for `secs` (after a 1 s warm-up). Every answer
+/// must be a 200.
 async fn drive(
     addr: std::net::SocketAddr,
     body: Bytes,
     records: u64,
     conns: usize,
     secs: f64,
+    pace: Option<Duration>,
 ) -> Run {
     let warm = Instant::now() + Duration::from_secs(1);
     let end = warm + Duration::from_secs_f64(secs);
@@ -106,7 +108,13 @@ async fn drive(
             tokio::spawn(conn);
             let mut lat = Vec::with_capacity(1 << 16);
             let mut n = 0u64;
+            let start = tokio::time::Instant::now();
+            let mut k = 0u32;
             loop {
+                if let Some(iv) = pace {
+                    k += 1;
+                    tokio::time::sleep_until(start + iv * k).await;
+                }
                 let t0 = Instant::now();
                 if t0 >= end {
                     break;
@@ -211,7 +219,8 @@ fn main() {
         version: 1,
         model: model.clone(),
     }));
-    let shadow = rcfops::serve::shadow::Shadow::start(Arc::clone(&staging), 100.0);
+    let percent = env_or("RCFOPS_BENCH_SHADOW_PERCENT", 100) as f64;
+    let shadow = rcfops::serve::shadow::Shadow::start(Arc::clone(&staging), percent);
     production.set_shadow(Arc::clone(&shadow));
     let shadow_listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -241,12 +250,26 @@ fn main() {
         lat: Vec::new(),
     };
     let single = if only.is_empty() || only == "single" {
-        client_rt.block_on(drive(addr, single_body.clone(), 1, single_conns, secs))
+        client_rt.block_on(drive(
+            addr,
+            single_body.clone(),
+            1,
+            single_conns,
+            secs,
+            None,
+        ))
     } else {
         skip
     };
     let shadowed = if only.is_empty() || only == "shadow" {
-        client_rt.block_on(drive(shadow_addr, single_body, 1, single_conns, secs))
+        client_rt.block_on(drive(
+            shadow_addr,
+            single_body.clone(),
+            1,
+            single_conns,
+            secs,
+            None,
+        ))
     } else {
         Run {
             requests: 0,
@@ -256,7 +279,7 @@ fn main() {
         }
     };
     let batch = if only.is_empty() || only == "batch" {
-        client_rt.block_on(drive(addr, batch_body, 1000, batch_conns, secs))
+        client_rt.block_on(drive(addr, batch_body, 1000, batch_conns, secs, None))
     } else {
         Run {
             requests: 0,
@@ -264,6 +287,44 @@ fn main() {
             secs,
             lat: Vec::new(),
         }
+    };
+    // Below saturation, as production runs: the same offered load with and without shadow.
+    let paced_rps = env_or("RCFOPS_BENCH_PACED_RPS", 6000) as f64;
+    let pace = Some(Duration::from_secs_f64(single_conns as f64 / paced_rps));
+    let (paced_plain, paced_shadow) = if only.is_empty() || only == "shadow" {
+        (
+            client_rt.block_on(drive(
+                addr,
+                single_body.clone(),
+                1,
+                single_conns,
+                secs,
+                pace,
+            )),
+            client_rt.block_on(drive(
+                shadow_addr,
+                single_body.clone(),
+                1,
+                single_conns,
+                secs,
+                pace,
+            )),
+        )
+    } else {
+        (
+            Run {
+                requests: 0,
+                records: 0,
+                secs,
+                lat: Vec::new(),
+            },
+            Run {
+                requests: 0,
+                records: 0,
+                secs,
+                lat: Vec::new(),
+            },
+        )
     };
     let _ = stop.send(());
     server_rt.block_on(server).unwrap().unwrap();
@@ -295,6 +356,13 @@ fn main() {
     for (name, conns, run, raw) in [
         ("single-record CSV", single_conns, &single, raw_single),
         ("single, 100 % shadow", single_conns, &shadowed, raw_single),
+        ("single, paced", single_conns, &paced_plain, raw_single),
+        (
+            "single, paced, 100 % shadow",
+            single_conns,
+            &paced_shadow,
+            raw_single,
+        ),
         ("1,000-record CSV batches", batch_conns, &batch, raw_batch),
     ] {
         let rps = run.requests as f64 / run.secs;
@@ -317,7 +385,8 @@ fn main() {
     );
     if single.requests > 0 && shadowed.requests > 0 {
         println!(
-            "shadow: p99 with 100 % shadow ÷ without = {:.2}; req/s ratio {:.2}; {} records shadowed, {} requests dropped by the full shadow queue",
+            "shadow at {paced_rps:.0} req/s offered: p99 with 100 % shadow ÷ without = {:.2}; at saturation: p99 ratio {:.2}, req/s ratio {:.2}; {} records shadowed, {} requests dropped by the full shadow queue",
+            paced_shadow.pct(0.99) / paced_plain.pct(0.99),
             shadowed.pct(0.99) / single.pct(0.99),
             shadowed.requests as f64 / single.requests as f64,
             shadow_records,
