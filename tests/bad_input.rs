@@ -404,6 +404,26 @@ fn config_toml_cases() {
             expected: ex(&["{f}:14: `latency_budget_ms`: must be at least 1"]),
         },
         ConfigCase {
+            name: "shadow_percent above 100",
+            text: b(rep(
+                &base,
+                "[endpoints.staging]\nlisten = \"127.0.0.1:0\"\n",
+                "[endpoints.staging]\nlisten = \"127.0.0.1:0\"\nshadow_percent = 150\n",
+            )),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:14: `shadow_percent`: 150 is out of range [0, 100]"]),
+        },
+        ConfigCase {
+            name: "shadow_percent under [endpoints.production]",
+            text: b(rep(
+                &base,
+                "[endpoints.production]\nlisten = \"127.0.0.1:0\"\n",
+                "[endpoints.production]\nlisten = \"127.0.0.1:0\"\nshadow_percent = 10\n",
+            )),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:17: `shadow_percent`: belongs to [endpoints.staging]"]),
+        },
+        ConfigCase {
             name: "invalid branch name (a..b)",
             text: b(rep(&base, "branch = \"main\"", "branch = \"main..dev\"")),
             args: &["status", "--json"],
