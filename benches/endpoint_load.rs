@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
+use rcfops::domain::Stage;
 use rcfops::model::Model;
 use rcfops::serve::{Deployed, Endpoint, Limits};
 
@@ -152,6 +153,31 @@ async fn drive(
     run
 }
 
+/// Serves `ep` on a fresh loopback port; returns the address, the stop switch and the task.
+fn spawn_server(
+    rt: &tokio::runtime::Runtime,
+    ep: Arc<Endpoint>,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = rt.spawn(rcfops::serve::serve_with(
+        listener,
+        ep,
+        Limits::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop, task)
+}
+
 /// Raw in-process scoring rate of `model` on `batch`-record calls (one thread), records/s.
 fn raw_rate(model: &Model, flat: &[f64], dim: usize, batch: usize, secs: f64) -> f64 {
     let rows = flat.len() / dim;
@@ -190,51 +216,24 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let ep = Endpoint::new(rcfops::domain::Stage::Staging, "card-fraud-staging".into());
-    ep.swap(Some(Deployed {
-        version: 1,
-        model: model.clone(),
-    }));
-    let listener = server_rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = server_rt.spawn(rcfops::serve::serve_with(
-        listener,
-        Arc::clone(&ep),
-        Limits::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let serving = |stage: Stage, version: i64| {
+        let ep = Endpoint::new(stage, stage.endpoint_name("card-fraud"));
+        ep.swap(Some(Deployed {
+            version,
+            model: model.clone(),
+        }));
+        ep
+    };
+    let ep = serving(Stage::Staging, 1);
+    let (addr, stop, server) = spawn_server(&server_rt, Arc::clone(&ep));
     // Production with shadow traffic to a staging endpoint serving another version.
-    let staging = Endpoint::new(rcfops::domain::Stage::Staging, "card-fraud-staging".into());
-    staging.swap(Some(Deployed {
-        version: 2,
-        model: model.clone(),
-    }));
-    let production = Endpoint::new(rcfops::domain::Stage::Production, "card-fraud-prod".into());
-    production.swap(Some(Deployed {
-        version: 1,
-        model: model.clone(),
-    }));
+    let staging = serving(Stage::Staging, 2);
+    let production = serving(Stage::Production, 1);
     let percent = env_or("RCFOPS_BENCH_SHADOW_PERCENT", 100) as f64;
     let shadow = rcfops::serve::shadow::Shadow::start(Arc::clone(&staging), percent);
     production.set_shadow(Arc::clone(&shadow));
-    let shadow_listener = server_rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let shadow_addr = shadow_listener.local_addr().unwrap();
-    let (stop_shadow, shadow_stopped) = tokio::sync::oneshot::channel::<()>();
-    let shadow_server = server_rt.spawn(rcfops::serve::serve_with(
-        shadow_listener,
-        Arc::clone(&production),
-        Limits::default(),
-        async {
-            let _ = shadow_stopped.await;
-        },
-    ));
+    let (shadow_addr, stop_shadow, shadow_server) =
+        spawn_server(&server_rt, Arc::clone(&production));
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(client_threads)

@@ -13,7 +13,7 @@ use ndarray::Axis;
 use serde::{Deserialize, Serialize};
 
 use super::data::Table;
-use super::metrics::{self, Metrics};
+use super::metrics::Metrics;
 use crate::model::Model;
 
 /// Candidate − champion, on the candidate's held-out rows (each model at its own threshold).
@@ -125,21 +125,7 @@ pub fn compare(version: i64, champion: &Model, table: &Table, held: &HeldOut) ->
             ))
         }
     };
-    let roc = metrics::roc_auc(&scores, held.labels).unwrap_or(f64::NAN);
-    let pr = metrics::average_precision(&scores, held.labels).unwrap_or(f64::NAN);
-    let threshold = champion.header.threshold;
-    let (precision, recall, f1) = metrics::at_threshold(&scores, held.labels, threshold);
-    let m = Metrics {
-        roc_auc: roc,
-        pr_auc: pr,
-        threshold,
-        precision,
-        recall,
-        f1,
-        test_rows: held.rows.len(),
-        test_anomalies: held.labels.iter().filter(|&&l| l).count(),
-        train_rows: 0,
-    };
+    let m = Metrics::evaluate(&scores, held.labels, champion.header.threshold, 0);
     let c = held.metrics;
     Comparison::Comparable {
         version,

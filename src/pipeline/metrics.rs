@@ -17,6 +17,25 @@ pub struct Metrics {
     pub train_rows: usize,
 }
 
+impl Metrics {
+    /// The evaluation metrics of `scores` against `labels`, at `threshold`, for a model
+    /// trained on `train_rows` rows.
+    pub fn evaluate(scores: &[f64], labels: &[bool], threshold: f64, train_rows: usize) -> Metrics {
+        let (precision, recall, f1) = at_threshold(scores, labels, threshold);
+        Metrics {
+            roc_auc: roc_auc(scores, labels).unwrap_or(f64::NAN),
+            pr_auc: average_precision(scores, labels).unwrap_or(f64::NAN),
+            threshold,
+            precision,
+            recall,
+            f1,
+            test_rows: scores.len(),
+            test_anomalies: labels.iter().filter(|&&l| l).count(),
+            train_rows,
+        }
+    }
+}
+
 /// ROC-AUC with ties counted half (Mann-Whitney U). `None` when a class is missing.
 pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     let n = scores.len();

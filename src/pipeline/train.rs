@@ -247,20 +247,7 @@ pub fn train_and_evaluate(
         .map_err(|(r, j, raw)| out_of_range(&data.features[j], test_rows[r], raw, f32::INFINITY))?;
     let score_ms = ms(t);
 
-    let roc = metrics::roc_auc(&scores, &test_labels).unwrap_or(f64::NAN);
-    let pr = metrics::average_precision(&scores, &test_labels).unwrap_or(f64::NAN);
-    let (precision, recall, f1) = metrics::at_threshold(&scores, &test_labels, threshold);
-    let metrics = Metrics {
-        roc_auc: roc,
-        pr_auc: pr,
-        threshold,
-        precision,
-        recall,
-        f1,
-        test_rows: test_rows.len(),
-        test_anomalies: anomalies,
-        train_rows: train_rows.len(),
-    };
+    let metrics = Metrics::evaluate(&scores, &test_labels, threshold, train_rows.len());
 
     // Staging sample: every held-out anomaly up to half the sample, then normals, in row order.
     let mut pick: Vec<usize> = (0..test_rows.len())
