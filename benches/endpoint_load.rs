@@ -74,6 +74,16 @@ struct Run {
 }
 
 impl Run {
+    /// A workload that was not run.
+    fn empty(secs: f64) -> Run {
+        Run {
+            requests: 0,
+            records: 0,
+            secs,
+            lat: Vec::new(),
+        }
+    }
+
     fn pct(&self, p: f64) -> f64 {
         if self.lat.is_empty() {
             return f64::NAN;
@@ -137,12 +147,7 @@ async fn drive(
             (n, lat)
         }));
     }
-    let mut run = Run {
-        requests: 0,
-        records: 0,
-        secs,
-        lat: Vec::new(),
-    };
+    let mut run = Run::empty(secs);
     for t in tasks {
         let (n, lat) = t.await.unwrap();
         run.requests += n;
@@ -242,12 +247,7 @@ fn main() {
         .build()
         .unwrap();
     let only = std::env::var("RCFOPS_BENCH_ONLY").unwrap_or_default();
-    let skip = Run {
-        requests: 0,
-        records: 0,
-        secs,
-        lat: Vec::new(),
-    };
+    let skip = Run::empty(secs);
     let single = if only.is_empty() || only == "single" {
         client_rt.block_on(drive(
             addr,
@@ -270,22 +270,12 @@ fn main() {
             None,
         ))
     } else {
-        Run {
-            requests: 0,
-            records: 0,
-            secs,
-            lat: Vec::new(),
-        }
+        Run::empty(secs)
     };
     let batch = if only.is_empty() || only == "batch" {
         client_rt.block_on(drive(addr, batch_body, 1000, batch_conns, secs, None))
     } else {
-        Run {
-            requests: 0,
-            records: 0,
-            secs,
-            lat: Vec::new(),
-        }
+        Run::empty(secs)
     };
     // Below saturation, as production runs: the same offered load with and without shadow.
     let paced_rps = env_or("RCFOPS_BENCH_PACED_RPS", 6000) as f64;
@@ -310,20 +300,7 @@ fn main() {
             )),
         )
     } else {
-        (
-            Run {
-                requests: 0,
-                records: 0,
-                secs,
-                lat: Vec::new(),
-            },
-            Run {
-                requests: 0,
-                records: 0,
-                secs,
-                lat: Vec::new(),
-            },
-        )
+        (Run::empty(secs), Run::empty(secs))
     };
     let _ = stop.send(());
     server_rt.block_on(server).unwrap().unwrap();

@@ -230,21 +230,10 @@ fn exit_codes_tell_a_failed_operation_from_a_usage_error() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
     }
     // A failed operation: the endpoint cannot be reached (no agent runs).
-    let mut child = p
-        .cmd(&["score", "--stage", "production"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sample_records(1)[0].as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        p.cmd(&["score", "--stage", "production"]),
+        sample_records(1)[0].as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the production endpoint"));
 }
@@ -305,20 +294,9 @@ fn stream_reads_standard_input() {
         .args(["stream", path.to_str().unwrap()])
         .output()
         .unwrap();
-    let mut child = std::process::Command::new(BIN)
-        .args(["stream", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(csv.as_bytes())
-        .unwrap();
-    let from_stdin = child.wait_with_output().unwrap();
+    let mut stream = std::process::Command::new(BIN);
+    stream.args(["stream", "-"]);
+    let from_stdin = output_with_stdin(stream, csv.as_bytes());
     assert!(from_stdin.status.success());
     assert_eq!(from_stdin.stdout, from_file.stdout);
     assert_eq!(

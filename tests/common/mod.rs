@@ -435,6 +435,19 @@ impl Drop for Agent {
     }
 }
 
+/// Runs `cmd` with `input` on its standard input; returns its output.
+pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A blocking HTTP client that ignores proxies.
 pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
