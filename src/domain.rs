@@ -1,5 +1,6 @@
 //! The flow's vocabulary as types: stages, approval actions and statuses, run statuses,
-//! staging-test results, decision outcomes, how an approval was given, and where it came from.
+//! staging-test results, decision outcomes, how an approval was given, where it came from, and
+//! the notification vocabulary (event types, delivery states, sink kinds).
 //!
 //! Each type has one text form, the one the registry stores, the JSON shows and the user types
 //! (`Display`/`FromStr`, serde, and rusqlite `ToSql`/`FromSql` all use it), so registries
@@ -155,6 +156,40 @@ text_enum!(
 text_enum!(
     /// How an approval was given (the audit's "how").
     Method, "approval method" { Tag = "tag", File = "file", Cli = "cli" }
+);
+
+text_enum!(
+    /// A notification: what happened that someone may need to hear about (`events` in a
+    /// `[[notify.sinks]]` table, `data.event` in the CloudEvent).
+    EventType, "notification event type" {
+        VersionPending = "version.pending",
+        VersionApproved = "version.approved",
+        VersionRejected = "version.rejected",
+        StageDeployed = "stage.deployed",
+        StageRolledBack = "stage.rolled_back",
+        StageDeployFailed = "stage.deploy_failed",
+        StagingTestsPassed = "staging.tests_passed",
+        StagingTestsFailed = "staging.tests_failed",
+        RunFailed = "run.failed",
+        ApprovalRefused = "approval.refused",
+        MonitorDrift = "monitor.drift",
+        /// Sent by `rcfops notify test`; never stored.
+        Test = "notify.test",
+    }
+);
+
+text_enum!(
+    /// Where one event stands with one sink.
+    DeliveryState, "delivery state" {
+        Pending = "pending",
+        Delivered = "delivered",
+        Dead = "dead",
+    }
+);
+
+text_enum!(
+    /// A notification sink's kind (`kind` in `[[notify.sinks]]`).
+    SinkKind, "sink kind" { Webhook = "webhook", Slack = "slack", Command = "command" }
 );
 
 /// Where an approval came from: a tag object or an approval file's content. Each source is

@@ -13,12 +13,13 @@
 //! - [`approvals`]: requests from tags and files, the approval rules (pure), the approval-file format, SSH signatures.
 //! - [`targets`]: which version each stage serves, derived from stored facts (pure).
 //! - [`domain`]: the flow's vocabulary as types (stages, actions, statuses, sources).
+//! - [`notify`]: what is announced (pure), CloudEvents, Standard Webhooks signatures, retry policy; the per-sink dispatcher at the edge.
 //! - [`stagetest`]: the staging tests against the live staging endpoint.
 //! - [`serve`]: the stage endpoints: accept loop (`server`), wire formats (`codec`), SageMaker errors, metrics.
 //! - [`model`]: the deployable model and its artifact format; `model::preprocess` travels inside it.
 //! - [`artifacts`]: content-addressed, atomically written, digest-verified model files.
 //! - [`repo`]: everything learnt from git (through git2), and the approval tags the CLI makes.
-//! - [`config`]: `config.toml` into a typed `Config`, errors naming file, line and key.
+//! - [`config`]: `config.toml` into a typed `Config`, errors naming file, line and key; `config::notify` for the sinks and their secret files.
 //! - [`cli`]: the `rcfops` commands, one file per command group; `StatusDoc` for `status`.
 //! - [`stream`]: streaming scores of a time series (`rcfops stream`), outside the flow.
 //! - [`logging`]: human lines on stderr, JSON lines in the state folder.
@@ -33,6 +34,7 @@ pub mod domain;
 pub mod failpoint;
 pub mod logging;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod reconcile;
 pub mod registry;

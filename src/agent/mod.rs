@@ -94,6 +94,8 @@ pub enum AgentError {
     Repo(#[from] crate::repo::RepoError),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    #[error("notifications: {0}")]
+    Notify(String),
 }
 
 fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -205,6 +207,15 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
     tracing::info!("staging endpoint on {staging_url}, production endpoint on {production_url}");
+    for w in &cfg.notify.warnings {
+        tracing::warn!("{w}");
+    }
+    let notifiers = crate::notify::dispatcher::start(
+        registry.clone(),
+        cfg.notify.sinks.clone(),
+        stop_rx.clone(),
+    )
+    .map_err(AgentError::Notify)?;
 
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel();
     let _watch = match watcher::start(&repo.git_dir(), &cfg.approvals.dir, wake_tx.clone()) {
@@ -254,6 +265,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = s1.await;
     let _ = s2.await;
+    for n in notifiers {
+        let _ = n.await;
+    }
     let _ = std::fs::remove_file(endpoints_file(&rec.cfg));
     tracing::info!("agent stopped");
     drop(lock);

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 mod approvals;
 mod eval;
 mod logs;
+mod notify;
 mod run;
 mod score;
 mod status;
@@ -24,6 +25,7 @@ pub use status::{status_doc, StatusDoc};
 use approvals::{cmd_approval, cmd_rollback, cmd_signing_setup};
 use eval::{cmd_eval, cmd_stream};
 use logs::cmd_logs;
+use notify::{cmd_notify_list, cmd_notify_retry, cmd_notify_test};
 use run::{cmd_init, cmd_run, cmd_up};
 use score::cmd_score;
 use status::{cmd_audit, cmd_runs, cmd_status};
@@ -110,6 +112,9 @@ pub enum Command {
     /// Signed approvals: `rcfops signing setup --key ~/.ssh/id_ed25519.pub` turns them on.
     #[command(subcommand)]
     Signing(SigningCommand),
+    /// Notifications: `list` the outbox, `retry ID` a dead letter, `test SINK`.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// The audit trail: every transition, who, when, how.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -132,6 +137,24 @@ pub enum SigningCommand {
         #[arg(long)]
         email: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Events and where each stands with each sink: pending, delivered or dead.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only events with a delivery in this state (pending, delivered, dead).
+        #[arg(long)]
+        state: Option<crate::domain::DeliveryState>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send event ID again to every sink that has not got it (a 410-disabled sink is enabled).
+    Retry { id: i64 },
+    /// Send a test event to SINK now and print the receiver's answer.
+    Test { sink: String },
 }
 
 #[derive(Args, Debug)]
@@ -274,6 +297,11 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         }
         Command::Stream(a) => cmd_stream(a),
         Command::Audit { limit, json } => cmd_audit(&cfg, limit, json),
+        Command::Notify(NotifyCommand::List { limit, state, json }) => {
+            cmd_notify_list(&cfg, limit, state, json)
+        }
+        Command::Notify(NotifyCommand::Retry { id }) => cmd_notify_retry(&cfg, id),
+        Command::Notify(NotifyCommand::Test { sink }) => cmd_notify_test(&cfg, &sink),
     }
 }
 

@@ -21,6 +21,23 @@ pub struct StatusDoc {
     pub approver_identities: &'static str,
     /// Things a person should know, e.g. that identities are self-asserted.
     pub notices: Vec<String>,
+    pub notifications: NotificationsDoc,
+}
+
+/// Notifications that need a person: dead letters and sinks a 410 disabled.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationsDoc {
+    pub dead: Vec<DeadLetter>,
+    pub disabled_sinks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub event: crate::domain::EventType,
+    pub sink: String,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -189,6 +206,24 @@ pub fn status_doc(cfg: &Config, reg: &Registry) -> Result<StatusDoc> {
             "self-asserted"
         },
         notices: cfg.identity_notice().into_iter().collect(),
+        notifications: NotificationsDoc {
+            dead: reg
+                .dead_letters()?
+                .into_iter()
+                .map(|(id, event, sink, last_error)| DeadLetter {
+                    id,
+                    event,
+                    sink,
+                    last_error,
+                })
+                .collect(),
+            disabled_sinks: reg
+                .sinks()?
+                .into_iter()
+                .filter(|s| s.disabled_ts.is_some())
+                .map(|s| s.name)
+                .collect(),
+        },
     })
 }
 
@@ -279,6 +314,27 @@ pub fn status_table(doc: &StatusDoc) -> String {
     }
     for n in &doc.notices {
         out.push_str(&format!("note: {n}\n"));
+    }
+    let dead = &doc.notifications.dead;
+    if !dead.is_empty() {
+        out.push_str(&format!(
+            "notifications: {} dead-lettered (`rcfops notify list --state dead`; `rcfops notify retry ID` sends one again):\n",
+            dead.len()
+        ));
+        for d in dead.iter().take(5) {
+            out.push_str(&format!(
+                "  event {} {} to {}: {}\n",
+                d.id,
+                d.event,
+                d.sink,
+                d.last_error.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    for s in &doc.notifications.disabled_sinks {
+        out.push_str(&format!(
+            "notifications: sink {s} is disabled (it answered 410 Gone)\n"
+        ));
     }
     out.push_str(&format!(
         "agent: {}\n\nrecent runs:\n",

@@ -3,7 +3,8 @@
 //! Owns every durable fact: runs and their steps, model versions (source commit, digests,
 //! hyperparameters, metrics, artifact digest, approval status, staging-test result), approval
 //! decisions (accepted or refused, one row per tag object or approval file), deployments and the
-//! audit trail. Each state change is one SQLite transaction that also writes its audit event, so
+//! audit trail. Each state change is one SQLite transaction that also writes its audit event
+//! (and, for the events people hear about, the notification outbox row), so
 //! a crash at any instant leaves either the whole change or none of it. A commit can be
 //! registered once only (`UNIQUE(commit_sha)`).
 //!
@@ -16,11 +17,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod audit;
 mod decisions;
+mod outbox;
 mod runs;
 mod stages;
 #[cfg(test)]
 mod tests;
 mod versions;
+
+pub use outbox::{DeliveryRow, OutboxRow, SinkRow};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -129,6 +133,31 @@ CREATE TABLE IF NOT EXISTS shadow (
     version     INTEGER PRIMARY KEY REFERENCES versions(version),
     stats       TEXT NOT NULL,
     updated_ts  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    audit_id  INTEGER NOT NULL UNIQUE REFERENCES audit(id),
+    type      TEXT NOT NULL,
+    at_ts     REAL NOT NULL,
+    version   INTEGER,
+    data      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sinks (
+    name             TEXT PRIMARY KEY,
+    first_event      INTEGER NOT NULL,
+    disabled_ts      REAL,
+    disabled_reason  TEXT
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event        INTEGER NOT NULL REFERENCES outbox(id),
+    sink         TEXT NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('pending','delivered','dead')),
+    attempts     INTEGER NOT NULL,
+    next_ts      REAL,
+    last_status  INTEGER,
+    last_error   TEXT,
+    updated_ts   REAL NOT NULL,
+    PRIMARY KEY (event, sink)
 );
 CREATE TABLE IF NOT EXISTS audit (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -255,6 +284,8 @@ pub struct Decision {
 
 pub struct Registry {
     conn: Mutex<Connection>,
+    /// The newest outbox id written through this handle; dispatchers wait on it.
+    outbox_tx: tokio::sync::watch::Sender<i64>,
 }
 
 /// The stored text of an action (`unknown` for a file whose action could not be read).
@@ -335,11 +366,14 @@ fn audit(
     run: Option<i64>,
     detail: &str,
 ) -> rusqlite::Result<()> {
+    let at = now_ts();
     tx.execute(
         "INSERT INTO audit (at_ts, actor, how, event, version, run, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![now_ts(), actor, how, event, version, run, detail],
+        params![at, actor, how, event, version, run, detail],
     )?;
-    Ok(())
+    // The announcement, if this event has one, commits or rolls back with the transition.
+    let id = tx.last_insert_rowid();
+    outbox::announce(tx, id, at, actor, how, event, version, run, detail)
 }
 
 /// Brings a registry written by an earlier release up to this schema. Only ever adds
@@ -391,14 +425,31 @@ impl Registry {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
+        let head: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?;
         Ok(Registry {
             conn: Mutex::new(conn),
+            outbox_tx: tokio::sync::watch::Sender::new(head),
         })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(f(&mut c)?)
+        let before = c.total_changes();
+        let out = f(&mut c)?;
+        if c.total_changes() != before {
+            // A write: wake the dispatchers if it announced something.
+            if let Ok(head) =
+                c.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))
+            {
+                self.outbox_tx.send_if_modified(|h| {
+                    let changed = *h != head;
+                    *h = head;
+                    changed
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Runs a query and maps every row (statements are cached per connection).

@@ -69,14 +69,23 @@ impl Registry {
     ) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
+            let before: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM deployments WHERE stage = ?1 ORDER BY id DESC LIMIT 1",
+                    [stage],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
             tx.execute(
                 "INSERT INTO deployments (stage, version, at_ts, reason) VALUES (?1, ?2, ?3, ?4)",
                 params![stage, version, now_ts(), reason],
             )?;
-            let event = if version.is_some() {
-                "deploy"
-            } else {
-                "undeploy"
+            // Back to an older version is a rollback; nothing left is an undeploy.
+            let event = match (before, version) {
+                (_, None) => "undeploy",
+                (Some(b), Some(n)) if n < b => "rollback",
+                _ => "deploy",
             };
             audit(
                 &tx,

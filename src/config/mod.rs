@@ -3,7 +3,7 @@
 //! Owns the mapping from the file a user edits to a typed [`Config`]. Every relative path is
 //! resolved against the folder of the config file, so the agent behaves the same whatever the
 //! working directory. Errors name the file, the line and the key. This module does no other I/O
-//! than reading the one file.
+//! than reading the one file and the secret files its notification sinks name (`notify`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::Stage;
+
+mod notify;
+pub use notify::{NotifyConfig, SinkConfig, Target};
 
 /// The configuration as the agent uses it: absolute paths, parsed addresses.
 #[derive(Debug, Clone)]
@@ -23,6 +26,7 @@ pub struct Config {
     pub staging: EndpointConfig,
     pub production: EndpointConfig,
     pub agent: AgentConfig,
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +89,8 @@ struct RawConfig {
     endpoints: RawEndpoints,
     #[serde(default)]
     agent: RawAgent,
+    #[serde(default)]
+    notify: notify::RawNotify,
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,10 +377,13 @@ impl Config {
                     .into(),
             ));
         }
+        let repo_path = resolve(&raw.repo.path);
+        let notify = notify::parse(raw.notify, text, name, &resolve, &repo_path)?;
         Ok(Config {
             source: None,
+            notify,
             repo: RepoConfig {
-                path: resolve(&raw.repo.path),
+                path: repo_path,
                 branch: raw.repo.branch,
                 template: resolve(&raw.repo.template),
             },
