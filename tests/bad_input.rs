@@ -530,7 +530,127 @@ fn config_toml_cases() {
             expected: ex(&["cannot create", "bad-plain-file"]),
         },
     ];
-
+    // [[notify.sinks]]: the table starts on line 22, its keys from line 23.
+    let sink = |body: &str| b(format!("{base}\n[[notify.sinks]]\n{body}"));
+    let hook = "kind = \"webhook\"\nurl = \"http://127.0.0.1:9/hooks\"\nsecret_file = \"whsec.txt\"\n";
+    let notify_cases = vec![
+        ConfigCase {
+            name: "notify: unknown event type in a filter",
+            text: sink(&format!("{hook}events = [\"version.pending\", \"version.pendng\"]\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:26: [[notify.sinks]] `events`: \"version.pendng\" is not a notification event type (expected one of: version.pending version.approved"]),
+        },
+        ConfigCase {
+            name: "notify: secret file missing",
+            text: sink(&rep(hook, "whsec.txt", "no-such-secret")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:25: [[notify.sinks]] `secret_file`: cannot read", "no-such-secret: No such file", "chmod 600"]),
+        },
+        ConfigCase {
+            name: "notify: secret file unreadable (a folder)",
+            text: sink(&rep(hook, "whsec.txt", "secret-dir")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:25: [[notify.sinks]] `secret_file`: cannot read", "secret-dir: Is a directory"]),
+        },
+        ConfigCase {
+            name: "notify: secret without whsec_",
+            text: sink(&rep(hook, "whsec.txt", "bad-secret.txt")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:25: [[notify.sinks]] `secret_file`: the secret does not start with `whsec_`"]),
+        },
+        ConfigCase {
+            name: "notify: URL not http(s)",
+            text: sink(&rep(hook, "http://127.0.0.1:9/hooks", "ftp://127.0.0.1/hooks")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: [[notify.sinks]] `url`: \"ftp://127.0.0.1/hooks\" is not an http(s) URL with a host"]),
+        },
+        ConfigCase {
+            name: "notify: URL not a URL",
+            text: sink(&rep(hook, "http://127.0.0.1:9/hooks", "hooks.example/x")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: [[notify.sinks]] `url`: \"hooks.example/x\" is not a URL"]),
+        },
+        ConfigCase {
+            name: "notify: secret file inside the model repo (from a commit)",
+            text: sink(&rep(hook, "whsec.txt", "model-repo/hook-secret")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:25: [[notify.sinks]] `secret_file`:", "is inside the model repo: a notification target or secret never comes from a commit's content"]),
+        },
+        ConfigCase {
+            name: "notify: Slack URL in the configuration",
+            text: sink("kind = \"slack\"\nurl = \"https://hooks.slack.com/services/T/B/x\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: [[notify.sinks]] `url`: a Slack webhook URL is a secret: put it in the file named by `secret_file`"]),
+        },
+        ConfigCase {
+            name: "notify: Slack URL file inside the model repo (from a commit)",
+            text: sink("kind = \"slack\"\nsecret_file = \"model-repo/slack-url\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: [[notify.sinks]] `secret_file`:", "is inside the model repo"]),
+        },
+        ConfigCase {
+            name: "notify: Slack URL file holding no URL",
+            text: sink("kind = \"slack\"\nsecret_file = \"whsec.txt\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: [[notify.sinks]] `secret_file`: the file's content is not a URL"]),
+        },
+        ConfigCase {
+            name: "notify: command inside the model repo (from a commit)",
+            text: sink("kind = \"command\"\ncommand = [\"model-repo/notify.sh\"]\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: [[notify.sinks]] `command`:", "is inside the model repo"]),
+        },
+        ConfigCase {
+            name: "notify: command program missing",
+            text: sink("kind = \"command\"\ncommand = [\"bin/no-such-notifier\", \"--x\"]\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: [[notify.sinks]] `command`:", "bin/no-such-notifier does not exist"]),
+        },
+        ConfigCase {
+            name: "notify: unknown kind",
+            text: sink("kind = \"email\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23:", "\"email\" is not a sink kind (expected one of: webhook slack command)"]),
+        },
+        ConfigCase {
+            name: "notify: unknown key",
+            text: sink(&format!("{hook}headers = {{ x = \"y\" }}\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:", "unknown field `headers`"]),
+        },
+        ConfigCase {
+            name: "notify: webhook without url",
+            text: sink("kind = \"webhook\"\nsecret_file = \"whsec.txt\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23: [[notify.sinks]] `url`: a webhook sink needs `url = \"https://...\"`"]),
+        },
+        ConfigCase {
+            name: "notify: webhook without secret",
+            text: sink("kind = \"webhook\"\nurl = \"http://127.0.0.1:9/hooks\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23: [[notify.sinks]] `secret_file`: a webhook sink needs `secret_file = \"PATH\"`"]),
+        },
+        ConfigCase {
+            name: "notify: two sinks with one name",
+            text: sink(&format!("name = \"ops\"\n{hook}\n[[notify.sinks]]\nname = \"ops\"\n{hook}")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:29: [[notify.sinks]] `name`: two sinks are named \"ops\""]),
+        },
+        ConfigCase {
+            name: "notify: zero attempts",
+            text: sink(&format!("{hook}max_attempts = 0\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:26: [[notify.sinks]] `max_attempts`: must be at least 1"]),
+        },
+    ];
+    let cases: Vec<ConfigCase> = cases.into_iter().chain(notify_cases).collect();
+    std::fs::write(
+        p.dir.path().join("whsec.txt"),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+    )
+    .unwrap();
+    std::fs::write(p.dir.path().join("bad-secret.txt"), "hunter2\n").unwrap();
+    std::fs::create_dir(p.dir.path().join("secret-dir")).unwrap();
     std::fs::write(p.dir.path().join("bad-plain-file"), "not a folder\n").unwrap();
     std::fs::create_dir(p.dir.path().join("bad-folder.toml")).unwrap();
     let mut report = Report::new("config.toml");
@@ -597,7 +717,7 @@ fn config_toml_cases() {
         problems.push("files changed".into());
     }
     report.case("config path is a folder", problems);
-    report.finish(30);
+    report.finish(48);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -900,6 +1020,11 @@ fn pipeline_toml_cases() {
             "unknown section",
             Some(format!("{good}\n[deploy]\ninstances = 2\n")),
             fails(&["load: pipeline.toml:48:", "unknown field `deploy`"]),
+        ),
+        (
+            "a notification sink in a commit",
+            Some(format!("{good}\n[[notify.sinks]]\nkind = \"webhook\"\nurl = \"http://collector.example/\"\n")),
+            fails(&["load: pipeline.toml:48: [notify]: notification sinks are set in the agent's config.toml, never by a commit"]),
         ),
         (
             "unknown key in [gate]",

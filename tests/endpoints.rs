@@ -418,55 +418,13 @@ fn hot_swap_under_load_never_fails_or_mixes_versions() {
     );
 }
 
-/// The interpreter for the boto3 test: `RCFOPS_TEST_PYTHON`, else the project's `.venv`.
-fn python_with_boto3() -> Result<PathBuf, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = match std::env::var_os("RCFOPS_TEST_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let venv = root.join(".venv/bin/python");
-            if !venv.exists() {
-                return Err(format!(
-                    "no Python for the boto3 test: set RCFOPS_TEST_PYTHON or create {} \
-                     (python3 -m venv .venv && .venv/bin/pip install boto3)",
-                    venv.display()
-                ));
-            }
-            venv
-        }
-    };
-    let out = std::process::Command::new(&python)
-        .args(["-c", "import boto3"])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} cannot import boto3 ({}); install it with `{} -m pip install boto3`",
-            python.display(),
-            String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or(""),
-            python.display()
-        ));
-    }
-    Ok(python)
-}
-
 /// Existing SageMaker client code works by changing only the endpoint URL: boto3's
 /// `sagemaker-runtime` `invoke_endpoint` against the local staging endpoint.
 #[test]
 fn boto3_sagemaker_runtime_client_gets_the_same_scores() {
-    let python = match python_with_boto3() {
-        Ok(p) => p,
-        Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("CI requires the boto3 test: {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIPPED boto3_sagemaker_runtime_client_gets_the_same_scores: {why}");
-            return;
-        }
+    let Some(python) = python_with("boto3", "boto3_sagemaker_runtime_client_gets_the_same_scores")
+    else {
+        return;
     };
     let p = Project::new("");
     let agent = p.start();

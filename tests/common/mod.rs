@@ -499,3 +499,42 @@ pub fn post_csv(base: &str, path: &str, body: &str) -> (u16, Option<i64>, Value)
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
 }
+
+/// The interpreter for tests that drive a Python package (boto3, standardwebhooks):
+/// `RCFOPS_TEST_PYTHON`, else the project's `.venv`. `None` (the test skips, saying why)
+/// when it is missing, except under CI, where a missing package fails the test.
+pub fn python_with(module: &str, test: &str) -> Option<PathBuf> {
+    let found = (|| -> Result<PathBuf, String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = match std::env::var_os("RCFOPS_TEST_PYTHON") {
+            Some(p) => PathBuf::from(p),
+            None => root.join(".venv/bin/python"),
+        };
+        if !python.exists() {
+            return Err(format!(
+                "no Python at {}: set RCFOPS_TEST_PYTHON or run `python3 -m venv .venv && .venv/bin/pip install boto3 awscli standardwebhooks`",
+                python.display()
+            ));
+        }
+        let out = Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} cannot import {module}; install it with `{} -m pip install {module}`",
+                python.display(),
+                python.display()
+            ));
+        }
+        Ok(python)
+    })();
+    match found {
+        Ok(p) => Some(p),
+        Err(why) if std::env::var_os("CI").is_some() => panic!("CI requires {test}: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
