@@ -14,6 +14,8 @@
 //! | `deploy.after-swap` | a stage serves the new model, the deployment is not recorded |
 //! | `staging.before-record` | staging tests ran, their result is not recorded |
 //! | `promote.before-deploy` | a promotion is accepted, production not yet swapped |
+//! | `notify.before-send` | an event is committed to the outbox, not yet sent to a sink |
+//! | `notify.after-send` | a sink answered 2xx, the delivery is not yet recorded |
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -27,6 +29,8 @@ pub const POINTS: &[&str] = &[
     "deploy.after-swap",
     "staging.before-record",
     "promote.before-deploy",
+    "notify.before-send",
+    "notify.after-send",
 ];
 
 fn table() -> &'static HashMap<String, String> {

@@ -4,13 +4,17 @@
 use clap::Parser;
 
 fn main() {
-    // Behave like other Unix tools when the reader goes away (`rcfops logs | head`).
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = rcfops::cli::Cli::parse();
+    // Printing commands behave like other Unix tools when the reader goes away (`rcfops logs |
+    // head`). The agent keeps SIGPIPE ignored: a notification program that exits without
+    // reading its input must not kill it.
+    #[cfg(unix)]
+    if !matches!(cli.command, rcfops::cli::Command::Up) {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match rcfops::cli::main_with(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -95,8 +95,10 @@ fn check_invariants(p: &Project, agent: &Agent) -> String {
 #[test]
 fn every_failure_point_recovers() {
     let mut table = Vec::new();
+    // A notification sink, so the dispatcher is at work through every crash.
+    let sink = "\n[[notify.sinks]]\nname = \"log\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"cat > /dev/null\"]\n";
     for &point in rcfops::failpoint::POINTS {
-        let p = Project::new("");
+        let p = Project::new(sink);
         let spec = format!("{point}=abort");
         let mut agent = p.start_with(&[("RCFOPS_FAILPOINTS", spec.as_str())]);
         drive_to(&p, point);
@@ -130,6 +132,21 @@ fn every_failure_point_recovers() {
         std::thread::sleep(Duration::from_millis(700));
         let outcome = check_invariants(&p, &agent);
         let reg = p.registry();
+        // Every transition was announced and, after the restart, delivered.
+        let delivered = wait_until(Duration::from_secs(20), || {
+            let events = reg.outbox(1000).unwrap();
+            !events.is_empty()
+                && events.iter().all(|e| {
+                    e.deliveries.iter().any(|d| {
+                        d.sink == "log" && d.state == rcfops::domain::DeliveryState::Delivered
+                    })
+                })
+        });
+        assert!(
+            delivered,
+            "{point}: an event was not delivered: {:?}",
+            reg.outbox(1000).unwrap()
+        );
         let runs = reg.runs(100).unwrap();
         match point {
             "run.after-load" | "run.mid-train" | "run.after-artifact" => {

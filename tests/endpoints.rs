@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -422,8 +422,10 @@ fn hot_swap_under_load_never_fails_or_mixes_versions() {
 /// `sagemaker-runtime` `invoke_endpoint` against the local staging endpoint.
 #[test]
 fn boto3_sagemaker_runtime_client_gets_the_same_scores() {
-    let Some(python) = python_with("boto3", "boto3_sagemaker_runtime_client_gets_the_same_scores")
-    else {
+    let Some(python) = python_with(
+        "boto3",
+        "boto3_sagemaker_runtime_client_gets_the_same_scores",
+    ) else {
         return;
     };
     let p = Project::new("");

@@ -127,8 +127,8 @@ pub fn cmd_notify_list(
         return Ok(0);
     }
     println!(
-        "{:>5}  {:20}  {:22}  {:8}  {}",
-        "ID", "TIME", "TYPE", "VERSION", "SINKS"
+        "{:>5}  {:20}  {:22}  {:8}  SINKS",
+        "ID", "TIME", "TYPE", "VERSION"
     );
     for (r, s) in &rows {
         let sinks_text = if s.is_empty() {

@@ -27,17 +27,8 @@ pub struct StatusDoc {
 /// Notifications that need a person: dead letters and sinks a 410 disabled.
 #[derive(Debug, Clone, Serialize)]
 pub struct NotificationsDoc {
-    pub dead: Vec<DeadLetter>,
+    pub dead: Vec<crate::registry::DeadLetter>,
     pub disabled_sinks: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DeadLetter {
-    pub id: i64,
-    #[serde(rename = "type")]
-    pub event: crate::domain::EventType,
-    pub sink: String,
-    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -207,16 +198,7 @@ pub fn status_doc(cfg: &Config, reg: &Registry) -> Result<StatusDoc> {
         },
         notices: cfg.identity_notice().into_iter().collect(),
         notifications: NotificationsDoc {
-            dead: reg
-                .dead_letters()?
-                .into_iter()
-                .map(|(id, event, sink, last_error)| DeadLetter {
-                    id,
-                    event,
-                    sink,
-                    last_error,
-                })
-                .collect(),
+            dead: reg.dead_letters()?,
             disabled_sinks: reg
                 .sinks()?
                 .into_iter()

@@ -178,11 +178,14 @@ pub fn message_id(instance: &str, id: i64) -> String {
 
 /// The CloudEvents 1.0 envelope (structured JSON mode) of a stored announcement.
 pub fn cloudevent(instance: &str, e: &Stored) -> serde_json::Value {
-    let group = e.data.model_group.as_deref().unwrap_or("rcfops");
+    let source = match &e.data.model_group {
+        Some(g) => format!("/rcfops/{g}"),
+        None => "/rcfops".to_string(),
+    };
     let mut ce = serde_json::json!({
         "specversion": "1.0",
         "id": message_id(instance, e.id),
-        "source": format!("/rcfops/{group}"),
+        "source": source,
         "type": format!("dev.rcfops.{}", e.data.event),
         "time": crate::registry::format_ts(e.at_ts),
         "datacontenttype": "application/json",

@@ -24,7 +24,7 @@ mod stages;
 mod tests;
 mod versions;
 
-pub use outbox::{DeliveryRow, OutboxRow, SinkRow};
+pub use outbox::{DeadLetter, DeliveryRow, OutboxRow, SinkRow};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;

@@ -42,6 +42,17 @@ pub(super) fn announce(
         ),
         (None, None) => (None, None),
     };
+    // Events about no version (a refused tag, a failed run) name the newest version's group.
+    let model_group = match model_group {
+        Some(g) => Some(g),
+        None => tx
+            .query_row(
+                "SELECT model_group FROM versions ORDER BY version DESC LIMIT 1",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?,
+    };
     let data = EventData {
         event: ty,
         audit_id,
@@ -87,6 +98,17 @@ pub struct DeliveryRow {
     pub last_status: Option<u16>,
     pub last_error: Option<String>,
     pub updated_ts: f64,
+}
+
+/// An event a sink will not get unless someone retries it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// The outbox id (`rcfops notify retry ID`).
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub event: EventType,
+    pub sink: String,
+    pub last_error: Option<String>,
 }
 
 /// A sink the registry has seen, with its 410 state.
@@ -331,13 +353,20 @@ impl Registry {
         })
     }
 
-    /// Dead-lettered deliveries: (event id, event type, sink, last error).
-    pub fn dead_letters(&self) -> Result<Vec<(i64, EventType, String, Option<String>)>> {
+    /// Dead-lettered deliveries, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         self.query(
             "SELECT o.id, o.type, d.sink, d.last_error FROM deliveries d JOIN outbox o ON o.id = d.event
              WHERE d.state = 'dead' ORDER BY o.id, d.sink",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| {
+                Ok(DeadLetter {
+                    id: r.get(0)?,
+                    event: r.get(1)?,
+                    sink: r.get(2)?,
+                    last_error: r.get(3)?,
+                })
+            },
         )
     }
 
