@@ -532,7 +532,8 @@ fn config_toml_cases() {
     ];
     // [[notify.sinks]]: the table starts on line 22, its keys from line 23.
     let sink = |body: &str| b(format!("{base}\n[[notify.sinks]]\n{body}"));
-    let hook = "kind = \"webhook\"\nurl = \"http://127.0.0.1:9/hooks\"\nsecret_file = \"whsec.txt\"\n";
+    let hook =
+        "kind = \"webhook\"\nurl = \"http://127.0.0.1:9/hooks\"\nsecret_file = \"whsec.txt\"\n";
     let notify_cases = vec![
         ConfigCase {
             name: "notify: unknown event type in a filter",

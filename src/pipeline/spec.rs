@@ -180,7 +180,8 @@ impl PipelineSpec {
         // Where notifications go is the agent's to say, never a commit's.
         if let Some(i) = text.lines().position(|l| {
             let t = l.trim_start().trim_start_matches('[').trim_start();
-            l.trim_start().starts_with('[') && (t.starts_with("notify]") || t.starts_with("notify."))
+            l.trim_start().starts_with('[')
+                && (t.starts_with("notify]") || t.starts_with("notify."))
         }) {
             return Err(SpecError(format!(
                 "{SPEC_FILE}:{}: [notify]: notification sinks are set in the agent's config.toml, never by a commit (a commit could send the team's events anywhere); remove the table",
