@@ -766,3 +766,47 @@ fn notify_test_prints_the_receivers_answer() {
     assert!(String::from_utf8_lossy(&unknown.stderr)
         .contains("no sink is named \"nope\" (configured: ops)"));
 }
+
+#[test]
+fn rejections_rollbacks_and_failed_runs_are_announced() {
+    let work = tempfile::tempdir().unwrap();
+    let out_file = work.path().join("events.jsonl");
+    let p = Project::new(&format!(
+        "\n[[notify.sinks]]\nname = \"script\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"cat >> {0}; echo >> {0}\"]\nevents = [\"version.rejected\", \"stage.rolled_back\", \"run.failed\"]\n",
+        out_file.display()
+    ));
+    let _agent = p.start();
+    p.v1_live();
+    let c2 = p.commit_spec(|t| t.replace("seed = 42", "seed = 9"), "reseed");
+    p.wait_commit_registered(&c2);
+    p.approve_and_wait(2);
+    p.tag_with("reject/v2", &c2, "lead@bank.example", "drifts on weekends", None);
+    p.wait_status("staging back on v1", |s| stage_version(s, "staging") == Some(1));
+    let bad = p.commit_spec(|t| t.replace("num_trees = 100", "num_trees = 5"), "too few trees");
+    let events = || -> Vec<Value> {
+        std::fs::read_to_string(&out_file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || events().len() >= 3),
+        "got {:?}; log:\n{}",
+        events(),
+        p.agent_stderr()
+    );
+    let got = events();
+    let types: Vec<&str> = got.iter().map(|e| e["data"]["event"].as_str().unwrap()).collect();
+    assert_eq!(types, ["version.rejected", "stage.rolled_back", "run.failed"]);
+    assert_eq!(got[0]["data"]["version"], 2);
+    assert_eq!(got[0]["data"]["actor"], "lead@bank.example");
+    assert!(got[0]["data"]["detail"].as_str().unwrap().contains("drifts on weekends"));
+    assert_eq!(got[1]["data"]["stage"], "staging");
+    assert_eq!(got[1]["data"]["version"], 1);
+    assert_eq!(got[1]["data"]["audit_event"], "staging.rollback");
+    assert_eq!(got[2]["data"]["commit"], bad.as_str());
+    assert!(got[2]["data"]["detail"].as_str().unwrap().contains("num_trees"));
+    assert_eq!(got[2]["data"]["next"]["command"], "rcfops logs");
+}
