@@ -25,7 +25,7 @@ impl Receiver {
         let port_file = dir.path().join("port");
         std::fs::write(dir.path().join("plan.json"), plan.to_string()).unwrap();
         let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/webhook_receiver.py");
         let mut cmd = Command::new(python);
         cmd.arg(script)
             .arg(&port_file)
