@@ -24,8 +24,7 @@ impl Receiver {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
         std::fs::write(dir.path().join("plan.json"), plan.to_string()).unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/webhook_receiver.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/webhook_receiver.py");
         let mut cmd = Command::new(python);
         cmd.arg(script)
             .arg(&port_file)
@@ -505,39 +504,58 @@ fn a_hanging_receiver_or_command_delays_no_deployment() {
     agent.stop(); // SIGTERM ends the agent with deliveries in flight
 }
 
-#[test]
-fn kill_9_between_the_transition_and_the_post_loses_nothing() {
-    let Some(py) = python("kill_9_between_the_transition_and_the_post_loses_nothing") else {
-        return;
-    };
+/// A project whose agent died at failure point `point` (SIGABRT: what kill -9 does to the
+/// registry) with a webhook sink; then restarted and taken through approval. Returns the
+/// requests the receiver got once they stopped coming, and the number of events written.
+fn crash_at(
+    point: &str,
+    test: &str,
+    before_restart: impl FnOnce(&Receiver),
+) -> Option<(Vec<Value>, usize, Project)> {
+    let py = python(test)?;
     let keys = tempfile::tempdir().unwrap();
     let secret = secret_file(keys.path());
     let rx = Receiver::start(&py, Some(&secret), json!({"then": {"status": 204}}));
     let p = Project::new(&webhook_sink("ops", &rx.url, &secret, ""));
-    let mut agent = p.start_with(&[("RCFOPS_FAILPOINTS", "notify.before-send=abort")]);
+    let spec = format!("{point}=abort");
+    let mut agent = p.start_with(&[("RCFOPS_FAILPOINTS", spec.as_str())]);
     let exit = agent.wait_exit(Duration::from_secs(60));
     assert!(
         exit.is_some_and(|s| !s.success()),
-        "the agent died at the failure point"
+        "the agent died at {point}"
     );
     let written = outbox(&p);
-    assert!(
-        !written.is_empty(),
+    assert_eq!(
+        written.first().map(|e| e.data.event.to_string()).as_deref(),
+        Some("version.pending"),
         "the transition and its event were committed"
     );
-    assert_eq!(written[0].data.event.to_string(), "version.pending");
-    assert!(
-        rx.requests().is_empty(),
-        "nothing was sent before the crash"
-    );
-
+    before_restart(&rx);
     let _agent = p.start();
     p.approve_and_wait(1);
     let n = outbox(&p).len();
-    let reqs = rx.wait_requests(n, &p);
-    assert_all_verified(&reqs);
+    assert_all_verified(&rx.wait_requests(n, &p));
+    assert!(wait_until(Duration::from_secs(10), || states(&p, "ops")
+        .iter()
+        .all(|(_, s)| s == "delivered")));
     std::thread::sleep(Duration::from_millis(500));
-    let reqs = rx.requests();
+    Some((rx.requests(), n, p))
+}
+
+#[test]
+fn kill_9_between_the_transition_and_the_post_loses_nothing() {
+    let Some((reqs, n, _p)) = crash_at(
+        "notify.before-send",
+        "kill_9_between_the_transition_and_the_post_loses_nothing",
+        |rx| {
+            assert!(
+                rx.requests().is_empty(),
+                "nothing was sent before the crash"
+            )
+        },
+    ) else {
+        return;
+    };
     let mut ids: Vec<&str> = reqs
         .iter()
         .map(|r| r["headers"]["webhook-id"].as_str().unwrap())
@@ -550,28 +568,13 @@ fn kill_9_between_the_transition_and_the_post_loses_nothing() {
 
 #[test]
 fn kill_9_between_the_2xx_and_the_mark_resends_one_event_with_the_same_id() {
-    let Some(py) = python("kill_9_between_the_2xx_and_the_mark") else {
+    let Some((reqs, n, _p)) = crash_at(
+        "notify.after-send",
+        "kill_9_between_the_2xx_and_the_mark_resends_one_event_with_the_same_id",
+        |rx| assert_eq!(rx.requests().len(), 1, "the receiver answered 2xx once"),
+    ) else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
-    let secret = secret_file(keys.path());
-    let rx = Receiver::start(&py, Some(&secret), json!({"then": {"status": 204}}));
-    let p = Project::new(&webhook_sink("ops", &rx.url, &secret, ""));
-    let mut agent = p.start_with(&[("RCFOPS_FAILPOINTS", "notify.after-send=abort")]);
-    let exit = agent.wait_exit(Duration::from_secs(60));
-    assert!(
-        exit.is_some_and(|s| !s.success()),
-        "the agent died at the failure point"
-    );
-    assert_eq!(rx.requests().len(), 1, "the receiver answered 2xx once");
-
-    let _agent = p.start();
-    p.approve_and_wait(1);
-    let n = outbox(&p).len();
-    let reqs = rx.wait_requests(n + 1, &p);
-    assert_all_verified(&reqs);
-    std::thread::sleep(Duration::from_millis(500));
-    let reqs = rx.requests();
     assert_eq!(reqs.len(), n + 1, "exactly one duplicate");
     let first_id = &reqs[0]["headers"]["webhook-id"];
     let copies: Vec<&Value> = reqs
@@ -587,9 +590,6 @@ fn kill_9_between_the_2xx_and_the_mark_resends_one_event_with_the_same_id() {
         copies[0]["body"], copies[1]["body"],
         "same CloudEvent, same id"
     );
-    assert!(wait_until(Duration::from_secs(10), || states(&p, "ops")
-        .iter()
-        .all(|(_, s)| s == "delivered")));
 }
 
 #[test]
@@ -780,9 +780,20 @@ fn rejections_rollbacks_and_failed_runs_are_announced() {
     let c2 = p.commit_spec(|t| t.replace("seed = 42", "seed = 9"), "reseed");
     p.wait_commit_registered(&c2);
     p.approve_and_wait(2);
-    p.tag_with("reject/v2", &c2, "lead@bank.example", "drifts on weekends", None);
-    p.wait_status("staging back on v1", |s| stage_version(s, "staging") == Some(1));
-    let bad = p.commit_spec(|t| t.replace("num_trees = 100", "num_trees = 5"), "too few trees");
+    p.tag_with(
+        "reject/v2",
+        &c2,
+        "lead@bank.example",
+        "drifts on weekends",
+        None,
+    );
+    p.wait_status("staging back on v1", |s| {
+        stage_version(s, "staging") == Some(1)
+    });
+    let bad = p.commit_spec(
+        |t| t.replace("num_trees = 100", "num_trees = 5"),
+        "too few trees",
+    );
     let events = || -> Vec<Value> {
         std::fs::read_to_string(&out_file)
             .unwrap_or_default()
@@ -798,15 +809,27 @@ fn rejections_rollbacks_and_failed_runs_are_announced() {
         p.agent_stderr()
     );
     let got = events();
-    let types: Vec<&str> = got.iter().map(|e| e["data"]["event"].as_str().unwrap()).collect();
-    assert_eq!(types, ["version.rejected", "stage.rolled_back", "run.failed"]);
+    let types: Vec<&str> = got
+        .iter()
+        .map(|e| e["data"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["version.rejected", "stage.rolled_back", "run.failed"]
+    );
     assert_eq!(got[0]["data"]["version"], 2);
     assert_eq!(got[0]["data"]["actor"], "lead@bank.example");
-    assert!(got[0]["data"]["detail"].as_str().unwrap().contains("drifts on weekends"));
+    assert!(got[0]["data"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("drifts on weekends"));
     assert_eq!(got[1]["data"]["stage"], "staging");
     assert_eq!(got[1]["data"]["version"], 1);
     assert_eq!(got[1]["data"]["audit_event"], "staging.rollback");
     assert_eq!(got[2]["data"]["commit"], bad.as_str());
-    assert!(got[2]["data"]["detail"].as_str().unwrap().contains("num_trees"));
+    assert!(got[2]["data"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("num_trees"));
     assert_eq!(got[2]["data"]["next"]["command"], "rcfops logs");
 }
