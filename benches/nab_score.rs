@@ -244,6 +244,47 @@ pub fn best_threshold(files: &[Vec<Row>], profile: &Profile) -> (f64, f64) {
     best
 }
 
+/// A corpus scored under one profile: NAB's normalised score, the swept threshold, the raw
+/// total and each file's share.
+#[derive(Debug, Clone)]
+pub struct CorpusScore {
+    pub score: f64,
+    pub threshold: f64,
+    pub raw: f64,
+    pub files: Vec<FileScore>,
+}
+
+/// NAB's score of a corpus: each file's anomaly scores and window row ranges, `windows`
+/// labelled windows in all. Checks that the per-file scores add up to the sweep's total.
+pub fn score_corpus(
+    scores: &[Vec<f64>],
+    ranges: &[Vec<(usize, usize)>],
+    windows: usize,
+    profile: &Profile,
+) -> CorpusScore {
+    let rows: Vec<Vec<Row>> = scores
+        .iter()
+        .zip(ranges)
+        .map(|(s, r)| sweep_rows(s, r, profile))
+        .collect();
+    let (threshold, raw) = best_threshold(&rows, profile);
+    let files: Vec<FileScore> = rows
+        .iter()
+        .map(|r| score_file(r, threshold, profile))
+        .collect();
+    let sum: f64 = files.iter().map(|f| f.raw).sum();
+    assert!(
+        (sum - raw).abs() < 1e-6 * (1.0 + raw.abs()),
+        "per-file NAB scores sum to {sum}, the sweep found {raw}"
+    );
+    CorpusScore {
+        score: normalized(raw, windows, profile),
+        threshold,
+        raw,
+        files,
+    }
+}
+
 /// `100 · (raw - null) / (perfect - null)` over `windows` labelled windows.
 pub fn normalized(raw: f64, windows: usize, profile: &Profile) -> f64 {
     let null = -profile.fn_ * windows as f64;

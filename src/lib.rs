@@ -21,7 +21,7 @@
 //! - [`repo`]: everything learnt from git (through git2), and the approval tags the CLI makes.
 //! - [`config`]: `config.toml` into a typed `Config`, errors naming file, line and key; `config::notify` for the sinks and their secret files.
 //! - [`cli`]: the `rcfops` commands, one file per command group; `StatusDoc` for `status`.
-//! - [`stream`]: streaming scores of a time series (`rcfops stream`), outside the flow.
+//! - [`stream`]: streaming scores of a time series (`rcfops stream`), outside the flow; `stream::alert` turns them into alerts (anomaly likelihood, out-of-range rule, refractory period).
 //! - [`logging`]: human lines on stderr, JSON lines in the state folder.
 //! - [`failpoint`]: named crash points for the crash tests.
 

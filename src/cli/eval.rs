@@ -198,6 +198,13 @@ pub(super) fn cmd_eval(a: EvalArgs) -> Result<i32> {
 }
 
 pub(super) fn cmd_stream(a: StreamArgs) -> Result<i32> {
+    let alert = a.detector == super::Detector::Alert;
+    if alert && a.normalized {
+        bail!(
+            "--normalized applies to the raw score: use --detector raw --normalized (the alert \
+             detector's output is already in [0, 1])"
+        );
+    }
     let (bytes, name) = if a.data == Path::new("-") {
         let mut b = Vec::new();
         std::io::stdin()
@@ -220,14 +227,31 @@ pub(super) fn cmd_stream(a: StreamArgs) -> Result<i32> {
         seed: a.seed,
     };
     config.validate().map_err(|e| anyhow!(e))?;
-    let scores = crate::stream::score_stream(&series.values, &config).map_err(|e| anyhow!(e))?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for s in scores {
-        let s = if a.normalized {
-            crate::stream::nab_normalize(s, a.samples)
+    let lines: Vec<f64> = if alert {
+        crate::stream::alert_stream(
+            &series.values,
+            &config,
+            &crate::stream::AlertConfig::default(),
+            None,
+        )
+        .map_err(|e| anyhow!(e))?
+        .into_iter()
+        .map(|p| p.output)
+        .collect()
+    } else {
+        let scores =
+            crate::stream::score_stream(&series.values, &config).map_err(|e| anyhow!(e))?;
+        if a.normalized {
+            scores
+                .into_iter()
+                .map(|s| crate::stream::nab_normalize(s, a.samples))
+                .collect()
         } else {
-            s
-        };
+            scores
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for s in lines {
         if let Err(e) = writeln!(out, "{s}") {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(0);

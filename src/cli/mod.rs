@@ -247,9 +247,22 @@ pub struct StreamArgs {
     pub time_decay: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Print NAB's form: score / log2(samples) (8 at 256), clipped to [0, 1].
+    /// Print NAB's form: score / log2(samples) (8 at 256), clipped to [0, 1] (raw only).
     #[arg(long)]
     pub normalized: bool,
+    /// What each line is: `alert` (the alert detector: anomaly likelihood of the score,
+    /// out-of-range rule, refractory period; a value in [0, 1]) or `raw` (the RCF score).
+    #[arg(long, value_enum, default_value_t = Detector::Alert)]
+    pub detector: Detector,
+}
+
+/// What `rcfops stream` prints a line for each point.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detector {
+    /// The alert detector (`stream::alert`): one value in [0, 1] a point.
+    Alert,
+    /// The raw RCF score.
+    Raw,
 }
 
 /// An operation that was tried and failed (exit code 1), as opposed to a mistake in how

@@ -12,8 +12,16 @@
 //! The defaults are NAB's RCF settings: shingle 1, 100 trees, 256 samples per tree, time
 //! decay 1e-5. Deterministic for a fixed seed. Also reads a CSV of timestamps and values
 //! ([`read_series`]). Pure computation apart from the bytes it is handed.
+//!
+//! [`alert`] turns the raw scores into alerts (anomaly likelihood, out-of-range rule,
+//! refractory period): `rcfops stream --detector alert`, the default, is [`alert_stream`].
+//! [`StreamScorer`] is score-then-update one value at a time, for embedding.
+
+pub mod alert;
 
 use rcf_core::{Forest, ForestConfig, Shingle};
+
+pub use alert::{AlertConfig, AlertDetector, AlertPoint};
 
 /// Streaming hyperparameters (NAB's RCF settings by default).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,26 +69,76 @@ impl StreamConfig {
     }
 }
 
+/// Score-then-update one value at a time (see the module doc): what [`score_stream`] does
+/// over a slice.
+#[derive(Debug)]
+pub struct StreamScorer {
+    forest: Forest,
+    shingle: Shingle,
+}
+
+impl StreamScorer {
+    pub fn new(config: &StreamConfig) -> Result<StreamScorer, String> {
+        config.validate()?;
+        Ok(StreamScorer {
+            forest: Forest::new(config.shingle, config.forest_config())
+                .map_err(|e| e.to_string())?,
+            shingle: Shingle::new(1, config.shingle),
+        })
+    }
+
+    /// The next value's raw score (reference RCF scale; 0 before the first full shingle and
+    /// for the first point), after which the point joins the forest. `value` must be finite.
+    pub fn push(&mut self, value: f64) -> Result<f64, String> {
+        if !value.is_finite() {
+            return Err(format!("value {value} is not finite"));
+        }
+        Ok(match self.shingle.push(&[value as f32]) {
+            Some(point) => {
+                let score = self.forest.score(point);
+                self.forest.update(point);
+                score
+            }
+            None => 0.0,
+        })
+    }
+}
+
 /// Score-then-update over `values` in order; one score per value (see the module doc).
 pub fn score_stream(values: &[f64], config: &StreamConfig) -> Result<Vec<f64>, String> {
     config.validate()?;
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(format!("value {} (index {i}) is not finite", values[i]));
     }
-    let mut forest =
-        Forest::new(config.shingle, config.forest_config()).map_err(|e| e.to_string())?;
-    let mut shingle = Shingle::new(1, config.shingle);
-    let mut scores = Vec::with_capacity(values.len());
-    for &v in values {
-        match shingle.push(&[v as f32]) {
-            Some(point) => {
-                scores.push(forest.score(point));
-                forest.update(point);
-            }
-            None => scores.push(0.0),
-        }
+    let mut scorer = StreamScorer::new(config)?;
+    values.iter().map(|&v| scorer.push(v)).collect()
+}
+
+/// Score-then-update over `values`, each raw score ([`nab_normalize`]d) and value through an
+/// [`AlertDetector`]: one [`AlertPoint`] per value, whose `output` is what `rcfops stream
+/// --detector alert` prints. `input_range` is the series' (min, max) when known in advance
+/// (NAB allows it); `None` is strictly streaming.
+pub fn alert_stream(
+    values: &[f64],
+    config: &StreamConfig,
+    alert: &AlertConfig,
+    input_range: Option<(f64, f64)>,
+) -> Result<Vec<AlertPoint>, String> {
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!("value {} (index {i}) is not finite", values[i]));
     }
-    Ok(scores)
+    let mut scorer = StreamScorer::new(config)?;
+    let mut detector = match input_range {
+        Some((lo, hi)) => AlertDetector::with_input_range(alert.clone(), lo, hi)?,
+        None => AlertDetector::new(alert.clone())?,
+    };
+    values
+        .iter()
+        .map(|&v| {
+            let s = scorer.push(v)?;
+            Ok(detector.push(v, nab_normalize(s, config.num_samples_per_tree)))
+        })
+        .collect()
 }
 
 /// NAB's form of an RCF score: divided by `log2(samples)` (8 at 256 samples) and clipped to
@@ -236,6 +294,29 @@ mod tests {
             ..StreamConfig::default()
         };
         assert!(score_stream(&v, &bad).unwrap_err().contains("num_trees"));
+    }
+
+    #[test]
+    fn alert_stream_matches_the_scorer_and_detector_and_flags_a_shift() {
+        let mut v = wave(2000);
+        for x in &mut v[1500..] {
+            *x += 3.0;
+        }
+        let cfg = StreamConfig::default();
+        let points = alert_stream(&v, &cfg, &AlertConfig::default(), None).unwrap();
+        assert_eq!(points.len(), v.len());
+        let scores = score_stream(&v, &cfg).unwrap();
+        let mut det = AlertDetector::new(AlertConfig::default()).unwrap();
+        for ((&x, &s), p) in v.iter().zip(&scores).zip(&points) {
+            assert_eq!(*p, det.push(x, nab_normalize(s, 256)));
+        }
+        assert!(points[1500].out_of_range && points[1500].alert);
+        assert!(points[400..1500].iter().all(|p| !p.alert));
+        assert!(points.iter().all(|p| (0.0..=1.0).contains(&p.output)));
+        let mut bad = v.clone();
+        bad[7] = f64::NAN;
+        let e = alert_stream(&bad, &cfg, &AlertConfig::default(), None).unwrap_err();
+        assert!(e.contains("index 7"), "{e}");
     }
 
     #[test]
