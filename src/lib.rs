@@ -15,6 +15,7 @@
 //! - [`domain`]: the flow's vocabulary as types (stages, actions, statuses, sources).
 //! - [`notify`]: what is announced (pure), CloudEvents, Standard Webhooks signatures, retry policy; the per-sink dispatcher at the edge.
 //! - [`stagetest`]: the staging tests against the live staging endpoint.
+//! - [`auth`]: SigV4 request signing and verification (pure), the AWS credentials-file format.
 //! - [`serve`]: the stage endpoints: accept loop (`server`), wire formats (`codec`), SageMaker errors, metrics.
 //! - [`model`]: the deployable model and its artifact format; `model::preprocess` travels inside it.
 //! - [`artifacts`]: content-addressed, atomically written, digest-verified model files.
@@ -27,6 +28,7 @@
 
 pub mod agent;
 pub mod approvals;
+pub mod auth;
 pub mod artifacts;
 pub mod cli;
 pub mod config;
