@@ -285,11 +285,13 @@ impl Reconciler {
             None => Err("the version has no staging test records".to_string()),
             Some(sample) => {
                 let name = self.staging.name();
+                let signer = self.cfg.staging.auth.verifier().map(|v| v.signer());
                 let target = stagetest::StagingTarget {
                     base_url: &self.staging_url,
                     endpoint_name: &name,
                     version: n,
                     latency_budget_ms: self.cfg.staging.latency_budget_ms,
+                    signer: signer.as_ref(),
                 };
                 stagetest::run(&target, &sample).await
             }

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::auth::Signer;
 use crate::pipeline::StagingSample;
 use crate::serve::VERSION_HEADER;
 
@@ -16,6 +17,43 @@ pub struct StagingTarget<'a> {
     pub endpoint_name: &'a str,
     pub version: i64,
     pub latency_budget_ms: u64,
+    /// Signs every invocation when the endpoint checks SigV4.
+    pub signer: Option<&'a Signer>,
+}
+
+/// A POST of `body` to `url` with `headers`, signed with SigV4 when `signer` is given (what
+/// the endpoint checks when its auth is on).
+pub fn post(
+    client: &reqwest::Client,
+    signer: Option<&Signer>,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<reqwest::RequestBuilder, String> {
+    let mut req = client.post(url);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    if let Some(signer) = signer {
+        let u = reqwest::Url::parse(url).map_err(|e| format!("bad URL {url}: {e}"))?;
+        let host = match u.port() {
+            Some(p) => format!("{}:{p}", u.host_str().unwrap_or("")),
+            None => u.host_str().unwrap_or("").to_string(),
+        };
+        for (n, v) in signer.sign(
+            "POST",
+            &host,
+            u.path(),
+            u.query(),
+            headers,
+            &body,
+            std::time::SystemTime::now(),
+        ) {
+            req = req.header(n, v);
+        }
+        req = req.header("host", host);
+    }
+    Ok(req.body(body))
 }
 
 fn fmt_records(records: &[Vec<f64>], f: impl Fn(&[f64]) -> String) -> String {
@@ -91,12 +129,14 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
         ),
     ];
     for (ct, accept, body) in bodies {
-        let resp = client
-            .post(&url)
-            .header("content-type", ct)
-            .header("accept", accept)
-            .body(body)
-            .send()
+        let resp = post(
+            &client,
+            t.signer,
+            &url,
+            &[("content-type", ct), ("accept", accept)],
+            body.into_bytes(),
+        )?
+        .send()
             .await
             .map_err(|e| format!("POST {ct} failed: {e}"))?;
         let status = resp.status();
@@ -145,11 +185,14 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
         .take(sample.records.len().clamp(1, 50))
     {
         let t0 = Instant::now();
-        let resp = client
-            .post(&url)
-            .header("content-type", "text/csv")
-            .body(csv_line(r))
-            .send()
+        let resp = post(
+            &client,
+            t.signer,
+            &url,
+            &[("content-type", "text/csv")],
+            csv_line(r).into_bytes(),
+        )?
+        .send()
             .await
             .map_err(|e| format!("single-record request failed: {e}"))?;
         let ok = resp.status() == 200;

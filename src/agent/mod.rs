@@ -196,16 +196,36 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let s1 = tokio::spawn(crate::serve::serve(
-        staging_l,
-        staging.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let s2 = tokio::spawn(crate::serve::serve(
-        production_l,
-        production.clone(),
-        stopped(stop_rx.clone()),
-    ));
+    let mut servers = Vec::new();
+    for (listener, ep, ecfg) in [
+        (staging_l, staging.clone(), &cfg.staging),
+        (production_l, production.clone(), &cfg.production),
+    ] {
+        let limits = crate::serve::Limits::default();
+        let access = crate::serve::Access {
+            sigv4: ecfg.auth.verifier().cloned(),
+            metrics: ecfg.metrics_listen.is_none(),
+        };
+        let app = crate::serve::router_for(ep.clone(), limits.clone(), access);
+        let stop = stopped(stop_rx.clone());
+        servers.push(tokio::spawn(async move {
+            crate::serve::serve_app(listener, app, &limits, stop).await
+        }));
+        if let Some(addr) = ecfg.metrics_listen {
+            let (l, url) = bind(addr, ep.stage).await?;
+            tracing::info!("{} metrics on {url}/metrics", ep.stage);
+            let limits = crate::serve::Limits::default();
+            let app = crate::serve::metrics_router(ep.clone());
+            let stop = stopped(stop_rx.clone());
+            servers.push(tokio::spawn(async move {
+                crate::serve::serve_app(l, app, &limits, stop).await
+            }));
+        }
+        tracing::info!("{} endpoint auth: {}", ep.stage, ecfg.auth.describe());
+    }
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     tracing::info!("staging endpoint on {staging_url}, production endpoint on {production_url}");
     for w in &cfg.notify.warnings {
         tracing::warn!("{w}");
@@ -263,8 +283,9 @@ pub async fn run(
     tracing::info!("shutting down: finishing requests in flight");
     tokio::task::block_in_place(|| rec.shutdown());
     let _ = stop_tx.send(true);
-    let _ = s1.await;
-    let _ = s2.await;
+    for s in servers {
+        let _ = s.await;
+    }
     for n in notifiers {
         let _ = n.await;
     }

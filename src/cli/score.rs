@@ -10,14 +10,15 @@ use super::*;
 pub(super) fn cmd_score(cfg: &Config, stage: &str, file: Option<PathBuf>) -> Result<i32> {
     let (staging, production) = agent::endpoint_urls(cfg);
     // `prod` is accepted too: it is how SageMaker names the production endpoint.
-    let url = match (stage == "prod")
+    let (url, ecfg) = match (stage == "prod")
         .then_some(Stage::Production)
         .or(stage.parse().ok())
     {
-        Some(Stage::Staging) => staging,
-        Some(Stage::Production) => production,
+        Some(Stage::Staging) => (staging, &cfg.staging),
+        Some(Stage::Production) => (production, &cfg.production),
         None => bail!("unknown stage {stage:?}: use `staging` or `production`"),
     };
+    let signer = ecfg.auth.verifier().map(|v| v.signer());
     let mut body = Vec::new();
     match &file {
         Some(p) => {
@@ -32,20 +33,22 @@ pub(super) fn cmd_score(cfg: &Config, stage: &str, file: Option<PathBuf>) -> Res
         .build()?;
     let (status, text) = rt
         .block_on(async {
-            let resp = reqwest::Client::builder()
-                .no_proxy()
-                .build()?
-                .post(format!("{url}/invocations"))
-                .header("content-type", "text/csv")
-                .header("accept", "application/jsonlines")
-                .body(body)
-                .send()
-                .await?;
+            let client = reqwest::Client::builder().no_proxy().build()?;
+            let resp = crate::stagetest::post(
+                &client,
+                signer.as_ref(),
+                &format!("{url}/invocations"),
+                &[("content-type", "text/csv"), ("accept", "application/jsonlines")],
+                body,
+            )
+            .map_err(|e| anyhow!(e))?
+            .send()
+            .await?;
             let status = resp.status();
-            Ok::<_, reqwest::Error>((status, resp.text().await?))
+            Ok::<_, anyhow::Error>((status, resp.text().await?))
         })
         .map_err(|e| {
-            anyhow::Error::new(e).context(Failed(format!(
+            e.context(Failed(format!(
                 "cannot reach the {stage} endpoint at {url}; is the agent running (`rcfops up`)?"
             )))
         })?;

@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use crate::domain::Stage;
 
+mod auth;
 mod notify;
+pub use auth::{read_credentials, EndpointAuth};
 pub use notify::{NotifyConfig, SinkConfig, Target};
 
 /// The configuration as the agent uses it: absolute paths, parsed addresses.
@@ -27,6 +29,8 @@ pub struct Config {
     pub production: EndpointConfig,
     pub agent: AgentConfig,
     pub notify: NotifyConfig,
+    /// What the agent logs at start about this configuration (never a secret).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +66,10 @@ pub struct EndpointConfig {
     pub shadow_percent: f64,
     /// Staging only: shadow records a staging version needs before a promote is honoured.
     pub min_shadow_records: u64,
+    /// Who may invoke it (`[endpoints.<stage>.auth]`).
+    pub auth: EndpointAuth,
+    /// Serve `/metrics` on this address instead of `listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +177,8 @@ struct RawEndpoint {
     latency_budget_ms: u64,
     shadow_percent: Option<f64>,
     min_shadow_records: Option<u64>,
+    metrics_listen: Option<String>,
+    auth: Option<auth::RawAuth>,
 }
 
 impl Default for RawEndpoints {
@@ -186,6 +196,8 @@ fn default_staging() -> RawEndpoint {
         latency_budget_ms: default_latency_budget(),
         shadow_percent: None,
         min_shadow_records: None,
+        metrics_listen: None,
+        auth: None,
     }
 }
 
@@ -288,7 +300,8 @@ impl Config {
                 format!("{:?} is not a valid branch name", raw.repo.branch),
             ));
         }
-        let endpoint = |section: Stage, r: &RawEndpoint| -> Result<EndpointConfig, ConfigError> {
+        let mut warnings = Vec::new();
+        let mut endpoint = |section: Stage, r: &RawEndpoint| -> Result<EndpointConfig, ConfigError> {
             let text = r.listen.as_deref().unwrap_or(default_listen(section));
             let listen: SocketAddr = text.parse().map_err(|_| {
                 key_err(
@@ -325,8 +338,33 @@ impl Config {
                     format!("{shadow_percent} is out of range [0, 100]"),
                 ));
             }
+            let metrics_listen = match &r.metrics_listen {
+                None => None,
+                Some(t) => Some(t.parse::<SocketAddr>().map_err(|_| {
+                    key_err(
+                        &format!("endpoints.{section}.metrics_listen"),
+                        format!("{t:?} is not an address like \"127.0.0.1:9090\""),
+                    )
+                })?),
+            };
+            if metrics_listen == Some(listen) && listen.port() != 0 {
+                return Err(key_err(
+                    &format!("endpoints.{section}.metrics_listen"),
+                    format!("is the endpoint's own address {listen}; give /metrics another port or remove it"),
+                ));
+            }
+            let auth = auth::parse(
+                r.auth.as_ref(),
+                section,
+                listen,
+                &resolve,
+                &key_err,
+                &mut warnings,
+            )?;
             Ok(EndpointConfig {
                 listen,
+                auth,
+                metrics_listen,
                 latency_budget_ms: r.latency_budget_ms,
                 shadow_percent,
                 min_shadow_records: r.min_shadow_records.unwrap_or(0),
@@ -381,6 +419,7 @@ impl Config {
         let notify = notify::parse(raw.notify, text, name, &resolve, &repo_path)?;
         Ok(Config {
             source: None,
+            warnings,
             notify,
             repo: RepoConfig {
                 path: repo_path,

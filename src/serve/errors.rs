@@ -19,6 +19,26 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     record: Option<usize>,
+    /// An authentication refusal: the body is AWS's `{"__type", "message"}`.
+    auth: bool,
+}
+
+#[derive(Serialize)]
+struct AuthErrorBody<'a> {
+    #[serde(rename = "__type")]
+    code: &'a str,
+    message: &'a str,
+}
+
+/// 403 with the AWS SDKs' error code for a refused signature.
+pub(super) fn refused(r: crate::auth::Refusal) -> ApiError {
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        code: r.code.as_str(),
+        message: r.message,
+        record: None,
+        auth: true,
+    }
 }
 
 pub(super) fn error(
@@ -32,16 +52,24 @@ pub(super) fn error(
         code,
         message,
         record,
+        auth: false,
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&ErrorBody {
-            code: self.code,
-            message: self.message,
-            record: self.record,
-        })
+        let body = if self.auth {
+            serde_json::to_vec(&AuthErrorBody {
+                code: self.code,
+                message: &self.message,
+            })
+        } else {
+            serde_json::to_vec(&ErrorBody {
+                code: self.code,
+                message: self.message,
+                record: self.record,
+            })
+        }
         .unwrap_or_default();
         let mut r = (self.status, body).into_response();
         r.headers_mut().insert(

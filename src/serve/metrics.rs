@@ -48,6 +48,12 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    code: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
     endpoint: String,
     version: String,
@@ -160,6 +166,7 @@ pub struct EndpointMetrics {
     version: Gauge,
     model: Family<ModelLabels, Gauge>,
     swaps: Counter,
+    refusals: Family<RefusalLabels, Counter>,
     /// The label set currently set to 1 in `model`.
     current: Mutex<Option<ModelLabels>>,
 }
@@ -207,6 +214,12 @@ impl EndpointMetrics {
         let version = Gauge::default();
         let model = Family::<ModelLabels, Gauge>::default();
         let swaps = Counter::default();
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "auth_refusals",
+            "Invocations refused by SigV4 authentication, by AWS error code and reason",
+            refusals.clone(),
+        );
         registry.register(
             "invocations",
             "Invocation requests by HTTP status and request content type",
@@ -253,6 +266,7 @@ impl EndpointMetrics {
             version,
             model,
             swaps,
+            refusals,
             current: Mutex::new(None),
         }
     }
@@ -270,6 +284,13 @@ impl EndpointMetrics {
                 .inc();
         }
         self.latency.observe(seconds);
+    }
+
+    /// Counts an invocation refused by authentication.
+    pub fn refused(&self, code: &'static str, reason: &'static str) {
+        self.refusals
+            .get_or_create(&RefusalLabels { code, reason })
+            .inc();
     }
 
     /// Counts the records of a successful answer and their scores.

@@ -31,7 +31,7 @@ pub mod server;
 pub mod shadow;
 
 pub use codec::parse_request;
-pub use server::{serve, serve_with, Limits};
+pub use server::{serve, serve_app, serve_with, Limits};
 
 use codec::*;
 use errors::*;
@@ -120,11 +120,31 @@ impl Endpoint {
     }
 }
 
-/// What the handlers share: the endpoint, the limits and the in-flight budget.
+/// Who may call an endpoint, and whether `/metrics` is served beside the invocations.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Invocations must carry a SigV4 signature this verifier accepts (`/ping` stays open:
+    /// load balancers and kubelets probe it unsigned, as SageMaker's contract has it).
+    pub sigv4: Option<crate::auth::Verifier>,
+    /// Serve `/metrics` on this listener (false when it has its own address).
+    pub metrics: bool,
+}
+
+impl Default for Access {
+    fn default() -> Access {
+        Access {
+            sigv4: None,
+            metrics: true,
+        }
+    }
+}
+
+/// What the handlers share: the endpoint, the limits, the in-flight budget and who may call.
 struct Ctx {
     ep: Arc<Endpoint>,
     limits: Limits,
     inflight: Semaphore,
+    sigv4: Option<crate::auth::Verifier>,
 }
 
 type St = State<Arc<Ctx>>;
@@ -134,15 +154,22 @@ pub fn router(ep: Arc<Endpoint>) -> Router {
 }
 
 pub fn router_with(ep: Arc<Endpoint>, limits: Limits) -> Router {
+    router_for(ep, limits, Access::default())
+}
+
+/// The endpoint's routes under `access`.
+pub fn router_for(ep: Arc<Endpoint>, limits: Limits, access: Access) -> Router {
     let ctx = Arc::new(Ctx {
         ep,
         inflight: Semaphore::new(limits.max_inflight),
         limits,
+        sigv4: access.sigv4,
     });
-    Router::new()
-        .route("/ping", get(ping))
-        .route("/metrics", get(metrics))
-        .route("/invocations", post(invoke_default))
+    let mut r = Router::new().route("/ping", get(ping));
+    if access.metrics {
+        r = r.route("/metrics", get(metrics));
+    }
+    r.route("/invocations", post(invoke_default))
         .route("/endpoints/{name}/invocations", post(invoke_named))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -170,9 +197,22 @@ async fn metrics(State(ctx): St) -> Response {
     r
 }
 
+/// A router serving only `/metrics` (for `[endpoints.<stage>] metrics_listen`).
+pub fn metrics_router(ep: Arc<Endpoint>) -> Router {
+    router_for(ep, Limits::default(), Access::default())
+        .route("/invocations", post(not_here))
+        .route("/endpoints/{name}/invocations", post(not_here))
+        .route("/ping", get(not_here))
+}
+
+async fn not_here(method: Method, uri: Uri) -> Response {
+    not_found(method, uri).await
+}
+
 async fn invoke_named(
     State(ctx): St,
     name: Result<Path<String>, PathRejection>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -181,7 +221,7 @@ async fn invoke_named(
         Ok(Path(name)) => {
             let expected = ctx.ep.name.load();
             if name == **expected {
-                invoke(&ctx, &headers, body).await
+                invoke(&ctx, &uri, &headers, body).await
             } else {
                 error(
                     StatusCode::NOT_FOUND,
@@ -207,9 +247,9 @@ async fn invoke_named(
     response
 }
 
-async fn invoke_default(State(ctx): St, headers: HeaderMap, body: Body) -> Response {
+async fn invoke_default(State(ctx): St, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let t0 = Instant::now();
-    let response = invoke(&ctx, &headers, body).await;
+    let response = invoke(&ctx, &uri, &headers, body).await;
     count(&ctx, &headers, &response, t0);
     response
 }
@@ -225,12 +265,31 @@ fn count(ctx: &Ctx, headers: &HeaderMap, response: &Response, t0: Instant) {
         .request(response.status().as_u16(), ct, t0.elapsed().as_secs_f64());
 }
 
-async fn invoke(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Response {
+async fn invoke(ctx: &Ctx, uri: &Uri, headers: &HeaderMap, body: Body) -> Response {
+    // Headers first: an unsigned or badly signed request is refused before its body is read.
+    let pending = match &ctx.sigv4 {
+        None => None,
+        Some(v) => {
+            match v.check_headers(
+                "POST",
+                uri.path(),
+                uri.query(),
+                headers,
+                std::time::SystemTime::now(),
+            ) {
+                Ok(p) => Some(p),
+                Err(r) => {
+                    ctx.ep.metrics.refused(r.code.as_str(), r.reason);
+                    return refused(r).into_response();
+                }
+            }
+        }
+    };
     // One snapshot of the slot per request: the whole batch is scored by this version, and
     // every answer (errors included) names it.
     let deployed = ctx.ep.current();
     let version = deployed.as_ref().map(|d| d.version);
-    let mut r = match invoke_inner(ctx, deployed, headers, body).await {
+    let mut r = match invoke_inner(ctx, deployed, pending, headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -243,10 +302,13 @@ async fn invoke(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Response {
 async fn invoke_inner(
     ctx: &Ctx,
     deployed: Option<Arc<Deployed>>,
+    pending: Option<crate::auth::sigv4::Pending>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let deployed = deployed.ok_or_else(|| no_model(&ctx.ep))?;
+    if pending.is_none() {
+        deployed.as_ref().ok_or_else(|| no_model(&ctx.ep))?;
+    }
     let fmt = parse_content_type(headers)?;
     let accept = parse_accept(headers)?;
     let attribution = headers
@@ -288,6 +350,13 @@ async fn invoke_inner(
             ))
         }
     };
+    if let Some(p) = pending {
+        p.finish(&bytes).map_err(|r| {
+            ctx.ep.metrics.refused(r.code.as_str(), r.reason);
+            refused(r)
+        })?;
+    }
+    let deployed = deployed.ok_or_else(|| no_model(&ctx.ep))?;
     let max_attr = ctx.limits.max_attribution_records;
     let large = bytes.len() >= BLOCKING_BYTES;
     let scoring = deployed.clone();

@@ -54,13 +54,23 @@ pub async fn serve_with(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let app = router_with(ep, limits.clone());
+    serve_app(listener, app, &limits, shutdown).await
+}
+
+/// Serves `app` on `listener` with `limits`' connection bounds until `shutdown` resolves.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: &Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
     let grace = limits.shutdown_grace;
     let header_timeout = limits.header_timeout;
     let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let app = router_with(ep, limits);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
