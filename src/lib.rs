@@ -28,8 +28,8 @@
 
 pub mod agent;
 pub mod approvals;
-pub mod auth;
 pub mod artifacts;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -137,8 +137,8 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
             body.into_bytes(),
         )?
         .send()
-            .await
-            .map_err(|e| format!("POST {ct} failed: {e}"))?;
+        .await
+        .map_err(|e| format!("POST {ct} failed: {e}"))?;
         let status = resp.status();
         if status != 200 {
             let text = resp.text().await.unwrap_or_default();
@@ -193,8 +193,8 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
             csv_line(r).into_bytes(),
         )?
         .send()
-            .await
-            .map_err(|e| format!("single-record request failed: {e}"))?;
+        .await
+        .map_err(|e| format!("single-record request failed: {e}"))?;
         let ok = resp.status() == 200;
         let _ = resp.bytes().await;
         if !ok {

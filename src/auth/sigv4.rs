@@ -245,7 +245,10 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 
 /// The signing key for one day, region and service.
 pub fn signing_key(secret: &Secret, date: &str, scope: &Scope) -> [u8; 32] {
-    let k_date = hmac(format!("AWS4{}", secret.expose()).as_bytes(), date.as_bytes());
+    let k_date = hmac(
+        format!("AWS4{}", secret.expose()).as_bytes(),
+        date.as_bytes(),
+    );
     let k_region = hmac(&k_date, scope.region.as_bytes());
     let k_service = hmac(&k_region, scope.service.as_bytes());
     hmac(&k_service, b"aws4_request")
@@ -320,7 +323,10 @@ impl Signer {
             self.scope.region, self.scope.service
         );
         let key = signing_key(&self.key.secret, date, &self.scope);
-        let signature = hmac(&key, string_to_sign(&amz_date, &scope, &canonical).as_bytes());
+        let signature = hmac(
+            &key,
+            string_to_sign(&amz_date, &scope, &canonical).as_bytes(),
+        );
         let signed: Vec<&str> = list.iter().map(|(n, _)| *n).collect();
         let authorization = format!(
             "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={}",
@@ -519,7 +525,9 @@ impl Verifier {
             if headers.contains_key(must) && !names.contains(&must) {
                 return Err(incomplete(
                     "unsigned_header",
-                    format!("the request's {must} header is not signed; it must be in SignedHeaders"),
+                    format!(
+                        "the request's {must} header is not signed; it must be in SignedHeaders"
+                    ),
                 ));
             }
         }
@@ -561,21 +569,20 @@ impl Verifier {
             ));
         };
         let mut dates = headers.get_all("x-amz-date").iter();
-        let amz_date = match (dates.next(), dates.next()) {
-            (None, _) => {
-                return Err(incomplete(
+        let amz_date =
+            match (dates.next(), dates.next()) {
+                (None, _) => return Err(incomplete(
                     "missing_date",
                     "the request has no x-amz-date header (YYYYMMDDTHHMMSSZ); SigV4 requires it",
-                ))
-            }
-            (Some(_), Some(_)) => {
-                return Err(incomplete(
-                    "bad_date",
-                    "the request has more than one x-amz-date header",
-                ))
-            }
-            (Some(d), None) => d.to_str().unwrap_or(""),
-        };
+                )),
+                (Some(_), Some(_)) => {
+                    return Err(incomplete(
+                        "bad_date",
+                        "the request has more than one x-amz-date header",
+                    ))
+                }
+                (Some(d), None) => d.to_str().unwrap_or(""),
+            };
         let Some(when) = parse_amz_date(amz_date) else {
             return Err(incomplete(
                 "bad_date",
@@ -834,7 +841,9 @@ mod tests {
         assert_eq!(e.reason, "duplicate_authorization");
         let mut no_date = h.clone();
         no_date.remove("x-amz-date");
-        let e = v.check_headers("POST", "/", None, &no_date, now).unwrap_err();
+        let e = v
+            .check_headers("POST", "/", None, &no_date, now)
+            .unwrap_err();
         assert_eq!(e.reason, "signed_header_missing");
         let mut unsigned = h.clone();
         unsigned.insert("accept", HeaderValue::from_static("application/json"));

@@ -38,7 +38,10 @@ pub(super) fn cmd_score(cfg: &Config, stage: &str, file: Option<PathBuf>) -> Res
                 &client,
                 signer.as_ref(),
                 &format!("{url}/invocations"),
-                &[("content-type", "text/csv"), ("accept", "application/jsonlines")],
+                &[
+                    ("content-type", "text/csv"),
+                    ("accept", "application/jsonlines"),
+                ],
                 body,
             )
             .map_err(|e| anyhow!(e))?

@@ -301,7 +301,9 @@ impl Config {
             ));
         }
         let mut warnings = Vec::new();
-        let mut endpoint = |section: Stage, r: &RawEndpoint| -> Result<EndpointConfig, ConfigError> {
+        let mut endpoint = |section: Stage,
+                            r: &RawEndpoint|
+         -> Result<EndpointConfig, ConfigError> {
             let text = r.listen.as_deref().unwrap_or(default_listen(section));
             let listen: SocketAddr = text.parse().map_err(|_| {
                 key_err(

@@ -56,6 +56,13 @@ pub(super) fn error(
     }
 }
 
+impl ApiError {
+    /// An authentication refusal.
+    pub(super) fn is_auth(&self) -> bool {
+        self.auth
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = if self.auth {

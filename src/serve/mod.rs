@@ -217,13 +217,27 @@ async fn invoke_named(
     body: Body,
 ) -> Response {
     let t0 = Instant::now();
-    let response = match name {
+    let response = invoke(&ctx, &uri, &headers, body, Some(name)).await;
+    count(&ctx, &headers, &response, t0);
+    response
+}
+
+async fn invoke_default(State(ctx): St, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let t0 = Instant::now();
+    let response = invoke(&ctx, &uri, &headers, body, None).await;
+    count(&ctx, &headers, &response, t0);
+    response
+}
+
+/// The endpoint name in `/endpoints/{name}/invocations` must be this endpoint's.
+fn check_name(ctx: &Ctx, name: Result<Path<String>, PathRejection>) -> Result<(), ApiError> {
+    match name {
         Ok(Path(name)) => {
             let expected = ctx.ep.name.load();
             if name == **expected {
-                invoke(&ctx, &uri, &headers, body).await
+                Ok(())
             } else {
-                error(
+                Err(error(
                     StatusCode::NOT_FOUND,
                     "ValidationError",
                     format!(
@@ -231,27 +245,16 @@ async fn invoke_named(
                         ctx.ep.stage
                     ),
                     None,
-                )
-                .into_response()
+                ))
             }
         }
-        Err(e) => error(
+        Err(e) => Err(error(
             StatusCode::BAD_REQUEST,
             "ValidationError",
             format!("bad endpoint name in the path: {e}"),
             None,
-        )
-        .into_response(),
-    };
-    count(&ctx, &headers, &response, t0);
-    response
-}
-
-async fn invoke_default(State(ctx): St, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let t0 = Instant::now();
-    let response = invoke(&ctx, &uri, &headers, body).await;
-    count(&ctx, &headers, &response, t0);
-    response
+        )),
+    }
 }
 
 fn count(ctx: &Ctx, headers: &HeaderMap, response: &Response, t0: Instant) {
@@ -265,7 +268,13 @@ fn count(ctx: &Ctx, headers: &HeaderMap, response: &Response, t0: Instant) {
         .request(response.status().as_u16(), ct, t0.elapsed().as_secs_f64());
 }
 
-async fn invoke(ctx: &Ctx, uri: &Uri, headers: &HeaderMap, body: Body) -> Response {
+async fn invoke(
+    ctx: &Ctx,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    name: Option<Result<Path<String>, PathRejection>>,
+) -> Response {
     // Headers first: an unsigned or badly signed request is refused before its body is read.
     let pending = match &ctx.sigv4 {
         None => None,
@@ -285,15 +294,26 @@ async fn invoke(ctx: &Ctx, uri: &Uri, headers: &HeaderMap, body: Body) -> Respon
             }
         }
     };
+    // A wrong name is answered at once without auth, and only after the signature with it.
+    let wrong_name = match name.map(|n| check_name(ctx, n)) {
+        Some(Err(e)) if pending.is_none() => return e.into_response(),
+        Some(Err(e)) => Some(e),
+        _ => None,
+    };
     // One snapshot of the slot per request: the whole batch is scored by this version, and
     // every answer (errors included) names it.
     let deployed = ctx.ep.current();
     let version = deployed.as_ref().map(|d| d.version);
-    let mut r = match invoke_inner(ctx, deployed, pending, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    };
-    if let Some(v) = version {
+    let (mut r, refused) =
+        match invoke_inner(ctx, deployed, pending, wrong_name, headers, body).await {
+            Ok(r) => (r, false),
+            Err(e) => {
+                let auth = e.is_auth();
+                (e.into_response(), auth)
+            }
+        };
+    // A refused caller learns nothing about the model, not even its version.
+    if let Some(v) = version.filter(|_| !refused) {
         r.headers_mut().insert(VERSION_HEADER, HeaderValue::from(v));
     }
     r
@@ -303,6 +323,7 @@ async fn invoke_inner(
     ctx: &Ctx,
     deployed: Option<Arc<Deployed>>,
     pending: Option<crate::auth::sigv4::Pending>,
+    wrong_name: Option<ApiError>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -355,6 +376,9 @@ async fn invoke_inner(
             ctx.ep.metrics.refused(r.code.as_str(), r.reason);
             refused(r)
         })?;
+    }
+    if let Some(e) = wrong_name {
+        return Err(e);
     }
     let deployed = deployed.ok_or_else(|| no_model(&ctx.ep))?;
     let max_attr = ctx.limits.max_attribution_records;
