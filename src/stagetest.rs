@@ -30,6 +30,12 @@ pub fn post(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Result<reqwest::RequestBuilder, String> {
+    // reqwest sends `accept: */*` unless told otherwise; a signed request must sign it.
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if !all.iter().any(|(n, _)| n.eq_ignore_ascii_case("accept")) {
+        all.push(("accept", "*/*"));
+    }
+    let headers = &all[..];
     let mut req = client.post(url);
     for (n, v) in headers {
         req = req.header(*n, *v);
@@ -195,10 +201,10 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
         .send()
         .await
         .map_err(|e| format!("single-record request failed: {e}"))?;
-        let ok = resp.status() == 200;
-        let _ = resp.bytes().await;
-        if !ok {
-            return Err("a single-record request failed".into());
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if status != 200 {
+            return Err(format!("a single-record request answered {status}: {text}"));
         }
         lat.push(t0.elapsed().as_secs_f64() * 1e3);
     }

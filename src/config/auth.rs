@@ -89,7 +89,7 @@ pub(super) fn parse(
             }
             if !listen.ip().is_loopback() && !raw.allow_unauthenticated {
                 return Err(err(
-                    &key("mode"),
+                    &format!("endpoints.{stage}.listen"),
                     format!(
                         "the {stage} endpoint listens on {listen}, which other machines can reach, \
                          without authentication: set [endpoints.{stage}.auth] mode = \"sigv4\" \

@@ -1,6 +1,10 @@
 """Calls a local rcfops endpoint with the real AWS SDK (boto3's sagemaker-runtime client).
 
-Usage: boto3_invoke.py ENDPOINT_URL ENDPOINT_NAME < calls.json
+Usage: boto3_invoke.py ENDPOINT_URL ENDPOINT_NAME [PROFILE REGION] < calls.json
+
+With PROFILE and REGION, the keys come from that profile of the shared credentials file
+(AWS_SHARED_CREDENTIALS_FILE), as a team's client code reads them; otherwise fixed example keys
+are used (for endpoints without authentication).
 
 stdin is a JSON list of calls: {"content_type": ..., "accept": ... (optional), "body": ...,
 "custom_attributes": ... (optional), "endpoint": ... (optional, overrides
@@ -26,14 +30,19 @@ except ImportError as e:  # pragma: no cover - reported by the Rust test
 def main():
     url, name = sys.argv[1], sys.argv[2]
     calls = json.load(sys.stdin)
-    client = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30),
-    )
+    config = Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30)
+    if len(sys.argv) > 4:
+        session = boto3.Session(profile_name=sys.argv[3], region_name=sys.argv[4])
+        client = session.client("sagemaker-runtime", endpoint_url=url, config=config)
+    else:
+        client = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            config=config,
+        )
     out = []
     for call in calls:
         kwargs = {

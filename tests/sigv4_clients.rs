@@ -1,0 +1,321 @@
+//! SigV4 with real clients against the real agent: the staging tests and `rcfops score` sign
+//! their own requests; boto3 (keys from a credentials-file profile) and the AWS CLI
+//! (`aws sagemaker-runtime invoke-endpoint --endpoint-url`) pass; wrong keys surface as the
+//! SDK's `ClientError` codes. And the safe default: a non-loopback address without auth does
+//! not start.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::{json, Value};
+
+const REGION: &str = "eu-west-1";
+
+/// A credentials file with the team's keys and a profile whose secret is wrong.
+fn credentials(dir: &Path) -> PathBuf {
+    let path = dir.join("credentials");
+    std::fs::write(
+        &path,
+        "[default]\naws_access_key_id = AKIDAGENT\naws_secret_access_key = agent-secret\n\n\
+         [fraud-team]\naws_access_key_id = AKIDFRAUD\naws_secret_access_key = fraud/Secret+1\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+/// The client side: the team profile, a wrong secret and an unknown key id.
+fn client_credentials(dir: &Path) -> PathBuf {
+    let path = dir.join("client-credentials");
+    std::fs::write(
+        &path,
+        "[fraud-team]\naws_access_key_id = AKIDFRAUD\naws_secret_access_key = fraud/Secret+1\n\n\
+         [wrong-secret]\naws_access_key_id = AKIDFRAUD\naws_secret_access_key = guessed\n\n\
+         [stranger]\naws_access_key_id = AKIDSTRANGER\naws_secret_access_key = whatever\n",
+    )
+    .unwrap();
+    path
+}
+
+fn auth_tables(creds: &Path) -> String {
+    let mut s = String::new();
+    for stage in ["staging", "production"] {
+        s.push_str(&format!(
+            "[endpoints.{stage}.auth]\nmode = \"sigv4\"\ncredentials_file = \"{}\"\nregion = \"{REGION}\"\n\n",
+            creds.display()
+        ));
+    }
+    s
+}
+
+fn scores_of(text: &str) -> Vec<f64> {
+    let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    v["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["score"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn boto3_the_aws_cli_rcfops_score_and_staging_tests_sign_and_pass() {
+    let python = python_with(
+        "boto3",
+        "boto3_the_aws_cli_rcfops_score_and_staging_tests_sign_and_pass",
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let creds = credentials(keys.path());
+    let client_creds = client_credentials(keys.path());
+    let p = Project::new(&auth_tables(&creds));
+    let agent = p.start();
+    p.wait_version(1);
+    // The staging tests sign their requests: v1 only reaches "Passed" if they do.
+    p.approve_and_wait(1);
+
+    let records = sample_records(6);
+    let csv = format!("{}\n", records.join("\n"));
+    // Unsigned: refused, with the SDK's code.
+    let r = http()
+        .post(format!(
+            "{}/endpoints/card-fraud-staging/invocations",
+            agent.staging
+        ))
+        .header("content-type", "text/csv")
+        .body(csv.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.headers()["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
+    );
+    // /ping stays open for probes.
+    assert_eq!(
+        http()
+            .get(format!("{}/ping", agent.staging))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // rcfops score signs with the first key of the stage's credentials file.
+    let file = keys.path().join("records.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let out = p.rcfops(&["score", "--stage", "staging", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "rcfops score: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by_score: Vec<f64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(by_score.len(), 6);
+
+    let Some(python) = python else {
+        return;
+    };
+    let instances: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({"features": r.split(',').map(|v| v.parse::<f64>().unwrap()).collect::<Vec<_>>()})
+        })
+        .collect();
+    let calls = json!([
+        {"content_type": "text/csv", "body": csv},
+        {"content_type": "application/json", "accept": "application/json",
+         "body": json!({"instances": instances}).to_string()},
+        {"content_type": "text/csv", "body": records[0], "custom_attributes": "attribution=true"},
+    ]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/boto3_invoke.py");
+    let boto3 = |profile: &str, calls: &Value| -> Vec<Value> {
+        let mut child = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&agent.staging)
+            .arg("card-fraud-staging")
+            .arg(profile)
+            .arg(REGION)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &client_creds)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(calls.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let results = boto3("fraud-team", &calls);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["ok"], true, "boto3 call {i}: {r}");
+        assert_eq!(r["version"], "1");
+    }
+    let csv_scores = scores_of(results[0]["body"].as_str().unwrap());
+    assert_eq!(csv_scores, by_score, "boto3 CSV = rcfops score");
+    assert_eq!(scores_of(results[1]["body"].as_str().unwrap()), by_score);
+    // Wrong keys are ClientErrors with the codes AWS uses.
+    let one = json!([{"content_type": "text/csv", "body": records[0]}]);
+    for (profile, code) in [
+        ("wrong-secret", "InvalidSignatureException"),
+        ("stranger", "UnrecognizedClientException"),
+    ] {
+        let r = &boto3(profile, &one)[0];
+        assert_eq!(r["ok"], false, "{profile}: {r}");
+        assert_eq!(r["http_status"], 403, "{profile}: {r}");
+        assert_eq!(r["error_code"], code, "{profile}: {r}");
+        assert!(!r["message"].as_str().unwrap_or("").is_empty());
+    }
+
+    // The AWS CLI.
+    let aws = python.parent().unwrap().join("aws");
+    if !aws.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI requires the AWS CLI at {} (pip install awscli)",
+            aws.display()
+        );
+        eprintln!("SKIPPED the AWS CLI part: no {}", aws.display());
+        return;
+    }
+    let body = keys.path().join("body.csv");
+    std::fs::write(&body, &csv).unwrap();
+    let cli = |profile: &str, outfile: &Path| {
+        std::process::Command::new(&python)
+            .arg(&aws)
+            .args([
+                "sagemaker-runtime",
+                "invoke-endpoint",
+                "--endpoint-name",
+                "card-fraud-staging",
+                "--content-type",
+                "text/csv",
+                "--body",
+                &format!("fileb://{}", body.display()),
+                "--endpoint-url",
+                &agent.staging,
+                "--region",
+                REGION,
+                "--profile",
+                profile,
+                "--cli-read-timeout",
+                "30",
+            ])
+            .arg(outfile)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &client_creds)
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    };
+    let outfile = keys.path().join("cli-out.json");
+    let out = cli("fraud-team", &outfile);
+    assert!(
+        out.status.success(),
+        "aws cli: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(meta["ContentType"], "application/json", "{meta}");
+    assert_eq!(
+        scores_of(&std::fs::read_to_string(&outfile).unwrap()),
+        by_score,
+        "AWS CLI = rcfops score"
+    );
+    let out = cli("wrong-secret", &keys.path().join("never.json"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("InvalidSignatureException"), "{err}");
+    assert!(!keys.path().join("never.json").exists());
+}
+
+#[test]
+fn a_network_address_without_auth_does_not_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        "[endpoints.production]\nlisten = \"0.0.0.0:0\"\n[endpoints.staging]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcfops"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("0.0.0.0:0")
+            && err.contains("mode = \"sigv4\"")
+            && err.contains("allow_unauthenticated = true"),
+        "{err}"
+    );
+    assert!(err.contains("config.toml:2"), "names the line: {err}");
+    // A world-readable credentials file is a warning, and its secrets never show.
+    let keys = dir.path().join("creds");
+    std::fs::write(
+        &keys,
+        "[default]\naws_access_key_id = AKIDX\naws_secret_access_key = do-not-print-me\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let cfg_text = format!(
+        "[endpoints.production]\nlisten = \"0.0.0.0:0\"\n[endpoints.production.auth]\nmode = \"sigv4\"\ncredentials_file = \"{}\"\nregion = \"{REGION}\"\n",
+        keys.display()
+    );
+    let c = rcfops::config::Config::parse(&cfg_text, "config.toml", dir.path()).unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("readable by others") && w.contains("chmod 600")),
+        "{:?}",
+        c.warnings
+    );
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("do-not-print-me"), "a secret in Debug");
+    // Explicitly allowed: it starts with a warning.
+    let allowed = rcfops::config::Config::parse(
+        "[endpoints.production]\nlisten = \"0.0.0.0:0\"\n[endpoints.production.auth]\nallow_unauthenticated = true\n",
+        "config.toml",
+        dir.path(),
+    )
+    .unwrap();
+    assert!(allowed
+        .warnings
+        .iter()
+        .any(|w| w.contains("unauthenticated")));
+}
