@@ -7,7 +7,10 @@
 //! Run: `cargo bench --bench endpoint_load`. Client and server share the machine's cores.
 //! Settings (env): RCFOPS_BENCH_SECS (5), RCFOPS_BENCH_SERVER_THREADS (2),
 //! RCFOPS_BENCH_CLIENT_THREADS (1), RCFOPS_BENCH_SINGLE_CONNS (32), RCFOPS_BENCH_BATCH_CONNS (4),
-//! RCFOPS_BENCH_ONLY (`single`, `shadow` or `batch`: run one workload).
+//! RCFOPS_BENCH_ONLY (`single`, `shadow`, `batch` or `sigv4`: run one workload).
+//!
+//! The `SigV4` rows are the single-record workload against an endpoint with SigV4 off and one
+//! with it on, alternating, twice each; the line after the table gives the req/s ratio.
 //!
 //! The `shadow` row is the single-record workload against a production endpoint that mirrors
 //! 100 % of its requests to a staging model (shadow traffic); the line after the table gives
@@ -21,7 +24,7 @@ use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use rcfops::domain::Stage;
 use rcfops::model::Model;
-use rcfops::serve::{Deployed, Endpoint, Limits};
+use rcfops::serve::{Access, Deployed, Endpoint, Limits};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -104,11 +107,25 @@ async fn drive(
     secs: f64,
     pace: Option<Duration>,
 ) -> Run {
+    drive_with(addr, body, records, conns, secs, pace, Arc::new(Vec::new())).await
+}
+
+/// [`drive`] with `extra` headers on every request (a SigV4 signature).
+async fn drive_with(
+    addr: std::net::SocketAddr,
+    body: Bytes,
+    records: u64,
+    conns: usize,
+    secs: f64,
+    pace: Option<Duration>,
+    extra: Arc<Vec<(&'static str, String)>>,
+) -> Run {
     let warm = Instant::now() + Duration::from_secs(1);
     let end = warm + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for _ in 0..conns {
         let body = body.clone();
+        let extra = Arc::clone(&extra);
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -130,11 +147,13 @@ async fn drive(
                 if t0 >= end {
                     break;
                 }
-                let req = hyper::Request::post("/invocations")
+                let mut req = hyper::Request::post("/invocations")
                     .header("host", "bench")
-                    .header("content-type", "text/csv")
-                    .body(Full::new(body.clone()))
-                    .unwrap();
+                    .header("content-type", "text/csv");
+                for (n, v) in extra.iter() {
+                    req = req.header(*n, v.as_str());
+                }
+                let req = req.body(Full::new(body.clone())).unwrap();
                 send.ready().await.unwrap();
                 let res = send.send_request(req).await.unwrap();
                 assert_eq!(res.status(), 200);
@@ -167,19 +186,31 @@ fn spawn_server(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
+    spawn_server_with(rt, ep, Access::default())
+}
+
+fn spawn_server_with(
+    rt: &tokio::runtime::Runtime,
+    ep: Arc<Endpoint>,
+    access: Access,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = rt.spawn(rcfops::serve::serve_with(
-        listener,
-        ep,
-        Limits::default(),
-        async {
+    let limits = Limits::default();
+    let app = rcfops::serve::router_for(ep, limits.clone(), access);
+    let task = rt.spawn(async move {
+        rcfops::serve::serve_app(listener, app, &limits, async {
             let _ = stopped.await;
-        },
-    ));
+        })
+        .await
+    });
     (addr, stop, task)
 }
 
@@ -302,6 +333,73 @@ fn main() {
     } else {
         (Run::empty(secs), Run::empty(secs))
     };
+    // SigV4 on vs off, same endpoint model, alternating twice: the client replays one signed
+    // request (valid for 5 minutes, as any SigV4 request is), so every request costs the
+    // server a full verification and the client nothing extra.
+    let (sigv4_plain, sigv4_on) = if only.is_empty() || only == "sigv4" {
+        let creds = rcfops::auth::Credentials::parse(
+            "[default]\naws_access_key_id = AKIDBENCH\naws_secret_access_key = bench-secret\n",
+        )
+        .unwrap();
+        let verifier = rcfops::auth::Verifier::new(
+            Arc::new(creds),
+            rcfops::auth::Scope {
+                region: "eu-west-1".into(),
+                service: "sagemaker".into(),
+            },
+        );
+        let signed = Arc::new(verifier.signer().sign(
+            "POST",
+            "bench",
+            "/invocations",
+            None,
+            &[("content-type", "text/csv")],
+            &single_body,
+            std::time::SystemTime::now(),
+        ));
+        let authed = serving(Stage::Production, 1);
+        let (auth_addr, stop_auth, auth_server) = spawn_server_with(
+            &server_rt,
+            authed,
+            Access {
+                sigv4: Some(verifier),
+                metrics: true,
+            },
+        );
+        let mut off = Run::empty(0.0);
+        let mut on = Run::empty(0.0);
+        for _ in 0..2 {
+            let a = client_rt.block_on(drive(
+                addr,
+                single_body.clone(),
+                1,
+                single_conns,
+                secs,
+                None,
+            ));
+            let b = client_rt.block_on(drive_with(
+                auth_addr,
+                single_body.clone(),
+                1,
+                single_conns,
+                secs,
+                None,
+                Arc::clone(&signed),
+            ));
+            for (acc, r) in [(&mut off, a), (&mut on, b)] {
+                acc.requests += r.requests;
+                acc.records += r.records;
+                acc.secs += r.secs;
+                acc.lat.extend(r.lat);
+                acc.lat.sort_unstable();
+            }
+        }
+        let _ = stop_auth.send(());
+        server_rt.block_on(auth_server).unwrap().unwrap();
+        (off, on)
+    } else {
+        (Run::empty(secs), Run::empty(secs))
+    };
     let _ = stop.send(());
     server_rt.block_on(server).unwrap().unwrap();
     let _ = stop_shadow.send(());
@@ -340,6 +438,18 @@ fn main() {
             raw_single,
         ),
         ("1,000-record CSV batches", batch_conns, &batch, raw_batch),
+        (
+            "single, SigV4 off (2 runs)",
+            single_conns,
+            &sigv4_plain,
+            raw_single,
+        ),
+        (
+            "single, SigV4 on (2 runs)",
+            single_conns,
+            &sigv4_on,
+            raw_single,
+        ),
     ] {
         let rps = run.requests as f64 / run.secs;
         let recs = run.records as f64 / run.secs;
@@ -359,6 +469,14 @@ fn main() {
     println!(
         "raw rec/s: Model::score_rows on one thread, 1 record a call (single) or 1,000 (batch)"
     );
+    if sigv4_plain.requests > 0 && sigv4_on.requests > 0 {
+        println!(
+            "SigV4: single-record req/s with verification on ÷ off = {:.3} (alternating runs, same process); p99 on ÷ off = {:.2}",
+            (sigv4_on.requests as f64 / sigv4_on.secs)
+                / (sigv4_plain.requests as f64 / sigv4_plain.secs),
+            sigv4_on.pct(0.99) / sigv4_plain.pct(0.99)
+        );
+    }
     if single.requests > 0 && shadowed.requests > 0 {
         println!(
             "shadow at {paced_rps:.0} req/s offered: p99 with 100 % shadow ÷ without = {:.2}; at saturation: p99 ratio {:.2}, req/s ratio {:.2}; {} records shadowed, {} requests dropped by the full shadow queue",

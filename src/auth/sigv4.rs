@@ -270,10 +270,21 @@ pub fn format_amz_date(t: SystemTime) -> String {
         .expect("a UTC time formats")
 }
 
+/// `YYYYMMDDTHHMMSSZ`, parsed by hand (it is on every request's path).
 fn parse_amz_date(s: &str) -> Option<SystemTime> {
-    time::PrimitiveDateTime::parse(s, AMZ_DATE)
-        .ok()
-        .map(|t| t.assume_utc().into())
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32)
+        })
+    };
+    let month = time::Month::try_from(num(4..6)? as u8).ok()?;
+    let date = time::Date::from_calendar_date(num(0..4)? as i32, month, num(6..8)? as u8).ok()?;
+    let t = time::Time::from_hms(num(9..11)? as u8, num(11..13)? as u8, num(13..15)? as u8).ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc().into())
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -342,11 +353,26 @@ impl Signer {
 }
 
 /// Checks requests against a credentials file and one scope.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Verifier {
     credentials: Arc<Credentials>,
     scope: Scope,
+    /// Keyed HMAC states of the day's signing keys, by (access key id, date): the four-step
+    /// derivation and the key schedule run once a day per key, not once a request.
+    keys: Arc<std::sync::RwLock<std::collections::HashMap<(String, String), HmacSha256>>>,
 }
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("credentials", &self.credentials)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signing keys kept at most (one a day per key; older days are dropped when it fills).
+const KEY_CACHE: usize = 256;
 
 /// A request whose headers passed: what the body's hash completes.
 #[derive(Debug)]
@@ -356,14 +382,34 @@ pub struct Pending {
     claimed_payload: Option<String>,
     amz_date: String,
     credential_scope: String,
-    key: [u8; 32],
+    mac: HmacSha256,
     signature: Vec<u8>,
     access_key_id: String,
 }
 
 impl Verifier {
     pub fn new(credentials: Arc<Credentials>, scope: Scope) -> Verifier {
-        Verifier { credentials, scope }
+        Verifier {
+            credentials,
+            scope,
+            keys: Arc::default(),
+        }
+    }
+
+    /// The keyed HMAC for `pair` on `date`, derived once and cached.
+    fn keyed(&self, pair: &KeyPair, date: &str) -> HmacSha256 {
+        let id = (pair.access_key_id.clone(), date.to_string());
+        if let Some(m) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            return m.clone();
+        }
+        let key = signing_key(&pair.secret, date, &self.scope);
+        let mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
+        let mut cache = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= KEY_CACHE {
+            cache.clear();
+        }
+        cache.insert(id, mac.clone());
+        mac
     }
 
     pub fn scope(&self) -> &Scope {
@@ -595,18 +641,18 @@ impl Verifier {
                 format!("Date in Credential scope ({date}) does not match the date of x-amz-date ({amz_date})"),
             ));
         }
-        let server = format_amz_date(now);
+        let server = || format_amz_date(now);
         match now.duration_since(when) {
             Ok(age) if age > MAX_SKEW => {
                 return Err(invalid(
                     "expired",
-                    format!("Signature expired: {amz_date} is now earlier than 5 minutes before the server's time {server}; check the client's clock"),
+                    format!("Signature expired: {amz_date} is now earlier than 5 minutes before the server's time {}; check the client's clock", server()),
                 ))
             }
             Err(e) if e.duration() > MAX_SKEW => {
                 return Err(invalid(
                     "not_yet_valid",
-                    format!("Signature not yet current: {amz_date} is more than 5 minutes after the server's time {server}; check the client's clock"),
+                    format!("Signature not yet current: {amz_date} is more than 5 minutes after the server's time {}; check the client's clock", server()),
                 ))
             }
             _ => {}
@@ -650,7 +696,7 @@ impl Verifier {
             head,
             claimed_payload,
             credential_scope: format!("{date}/{region}/{service}/aws4_request"),
-            key: signing_key(&pair.secret, date, &self.scope),
+            mac: self.keyed(pair, date),
             amz_date: amz_date.to_string(),
             signature,
             access_key_id: key_id.to_string(),
@@ -674,7 +720,7 @@ impl Pending {
         let mut canonical = self.head;
         canonical.push_str(&hash);
         let sts = string_to_sign(&self.amz_date, &self.credential_scope, &canonical);
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.mac;
         mac.update(sts.as_bytes());
         mac.verify_slice(&self.signature).map_err(|_| {
             invalid(
