@@ -644,7 +644,121 @@ fn config_toml_cases() {
             expected: ex(&["{f}:26: [[notify.sinks]] `max_attempts`: must be at least 1"]),
         },
     ];
-    let cases: Vec<ConfigCase> = cases.into_iter().chain(notify_cases).collect();
+    // [endpoints.production.auth] at the end: the table on line 22, its keys from line 23.
+    let auth = |body: &str| b(format!("{base}\n[endpoints.production.auth]\n{body}"));
+    let sigv4 = "mode = \"sigv4\"\ncredentials_file = \"creds-ok\"\nregion = \"eu-west-1\"\n";
+    let auth_cases = vec![
+        ConfigCase {
+            name: "auth: unknown mode",
+            text: auth("mode = \"basic\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&[
+                "{f}:23: `mode`: \"basic\" is not an auth mode: use \"none\" or \"sigv4\"",
+            ]),
+        },
+        ConfigCase {
+            name: "auth: sigv4 without a credentials file",
+            text: auth("mode = \"sigv4\"\nregion = \"eu-west-1\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23: `mode`: mode = \"sigv4\" needs credentials_file = \"PATH\""]),
+        },
+        ConfigCase {
+            name: "auth: sigv4 without a region",
+            text: auth("mode = \"sigv4\"\ncredentials_file = \"creds-ok\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23: `mode`: mode = \"sigv4\" needs region"]),
+        },
+        ConfigCase {
+            name: "auth: credentials file missing",
+            text: auth(&rep(sigv4, "creds-ok", "no-such-creds")),
+            args: &["status", "--json"],
+            expected: ex(&[
+                "{f}:24: `credentials_file`: cannot read the production credentials file",
+                "no-such-creds",
+            ]),
+        },
+        ConfigCase {
+            name: "auth: credentials file without a key",
+            text: auth(&rep(sigv4, "creds-ok", "bad-creds-empty")),
+            args: &["status", "--json"],
+            expected: ex(&[
+                "{f}:24: `credentials_file`:",
+                "no profile with aws_access_key_id and aws_secret_access_key",
+            ]),
+        },
+        ConfigCase {
+            name: "auth: credentials profile with a secret but no key id",
+            text: auth(&rep(sigv4, "creds-ok", "bad-creds-noid")),
+            args: &["status", "--json"],
+            expected: ex(&[
+                "{f}:24: `credentials_file`:",
+                "line 1: profile [default] has aws_secret_access_key but no aws_access_key_id",
+            ]),
+        },
+        ConfigCase {
+            name: "auth: bad region name",
+            text: auth(&rep(sigv4, "eu-west-1", "EU West")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:25: `region`: \"EU West\" is not a region name"]),
+        },
+        ConfigCase {
+            name: "auth: unknown key",
+            text: auth(&format!("{sigv4}token = \"x\"\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:", "unknown field `token`"]),
+        },
+        ConfigCase {
+            name: "auth: region without sigv4",
+            text: auth("region = \"eu-west-1\"\n"),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23: `region`: applies only with mode = \"sigv4\""]),
+        },
+        ConfigCase {
+            name: "auth: sigv4 and allow_unauthenticated",
+            text: auth(&format!("{sigv4}allow_unauthenticated = true\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:26: `allow_unauthenticated`: contradicts mode = \"sigv4\""]),
+        },
+        ConfigCase {
+            name: "auth: a network address without auth",
+            text: b(rep(
+                &base,
+                "[endpoints.production]\nlisten = \"127.0.0.1:0\"",
+                "[endpoints.production]\nlisten = \"0.0.0.0:0\"",
+            )),
+            args: &["status", "--json"],
+            expected: ex(&[
+                "{f}:16: `listen`: the production endpoint listens on 0.0.0.0:0",
+                "allow_unauthenticated = true",
+            ]),
+        },
+        ConfigCase {
+            name: "endpoints: bad metrics_listen",
+            text: b(rep(
+                &base,
+                "[endpoints.production]\n",
+                "[endpoints.production]\nmetrics_listen = \"port 9\"\n",
+            )),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:16: `metrics_listen`: \"port 9\" is not an address like"]),
+        },
+    ];
+    let cases: Vec<ConfigCase> = cases
+        .into_iter()
+        .chain(notify_cases)
+        .chain(auth_cases)
+        .collect();
+    std::fs::write(
+        p.dir.path().join("creds-ok"),
+        "[default]\naws_access_key_id = AKIDOK\naws_secret_access_key = ok-secret\n",
+    )
+    .unwrap();
+    std::fs::write(p.dir.path().join("bad-creds-empty"), "# nothing\n").unwrap();
+    std::fs::write(
+        p.dir.path().join("bad-creds-noid"),
+        "[default]\naws_secret_access_key = do-not-echo\n",
+    )
+    .unwrap();
     std::fs::write(
         p.dir.path().join("whsec.txt"),
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
