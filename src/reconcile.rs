@@ -286,12 +286,24 @@ impl Reconciler {
             Some(sample) => {
                 let name = self.staging.name();
                 let signer = self.cfg.staging.auth.verifier().map(|v| v.signer());
+                let trust = self
+                    .cfg
+                    .staging
+                    .tls
+                    .as_ref()
+                    .map(|t| {
+                        crate::serve::tls::chain_der(&crate::serve::tls::TlsFiles::new(
+                            &t.cert, &t.key,
+                        ))
+                    })
+                    .unwrap_or_default();
                 let target = stagetest::StagingTarget {
                     base_url: &self.staging_url,
                     endpoint_name: &name,
                     version: n,
                     latency_budget_ms: self.cfg.staging.latency_budget_ms,
                     signer: signer.as_ref(),
+                    trust: &trust,
                 };
                 stagetest::run(&target, &sample).await
             }

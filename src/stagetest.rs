@@ -19,6 +19,22 @@ pub struct StagingTarget<'a> {
     pub latency_budget_ms: u64,
     /// Signs every invocation when the endpoint checks SigV4.
     pub signer: Option<&'a Signer>,
+    /// Certificates (DER) trusted beside the system's roots: the endpoint's own chain when it
+    /// serves TLS.
+    pub trust: &'a [Vec<u8>],
+}
+
+/// An HTTP client for rcfops's own endpoints: no proxy, `timeout`, and `trust` added to the
+/// system's roots.
+pub fn client(timeout: Duration, trust: &[Vec<u8>]) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder().timeout(timeout).no_proxy();
+    for der in trust {
+        let cert = reqwest::Certificate::from_der(der)
+            .map_err(|e| format!("bad certificate in the endpoint's chain: {e}"))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
 /// A POST of `body` to `url` with `headers`, signed with SigV4 when `signer` is given (what
@@ -90,11 +106,7 @@ fn json_array(r: &[f64]) -> String {
 
 /// Runs every check; `Ok(detail)` when all pass, `Err(what failed)` otherwise.
 pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String, String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .no_proxy()
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let client = client(Duration::from_secs(30), t.trust)?;
     let url = format!("{}/endpoints/{}/invocations", t.base_url, t.endpoint_name);
 
     let ping = client

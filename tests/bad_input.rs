@@ -733,6 +733,18 @@ fn config_toml_cases() {
             ]),
         },
         ConfigCase {
+            name: "endpoints: tls_cert without tls_key",
+            text: b(rep(
+                &base,
+                "[endpoints.production]\n",
+                "[endpoints.production]\ntls_cert = \"tls.crt\"\n",
+            )),
+            args: &["status", "--json"],
+            expected: ex(&[
+                "{f}:16: `tls_cert`: needs tls_key = \"PATH\" (the PEM private key) beside it",
+            ]),
+        },
+        ConfigCase {
             name: "endpoints: bad metrics_listen",
             text: b(rep(
                 &base,

@@ -319,3 +319,166 @@ fn a_network_address_without_auth_does_not_start_unless_allowed() {
         .iter()
         .any(|w| w.contains("unauthenticated")));
 }
+
+/// A CA and a server certificate for 127.0.0.1 and localhost signed by it: (chain PEM with
+/// the CA last, key PEM, CA PEM).
+fn test_pki(name: &str) -> (String, String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("rcfops test CA {name}"));
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    (
+        format!("{}{}", leaf.pem(), ca.pem()),
+        leaf_key.serialize_pem(),
+        ca.pem(),
+    )
+}
+
+/// Writes `text` to `path` atomically (as a certificate renewal should).
+fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn https_client(ca_pem: &str) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn tls_serves_boto3_with_a_test_ca_and_follows_a_renewed_certificate() {
+    let python = python_with(
+        "boto3",
+        "tls_serves_boto3_with_a_test_ca_and_follows_a_renewed_certificate",
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let creds = credentials(keys.path());
+    let client_creds = client_credentials(keys.path());
+    let (chain1, key1, ca1) = test_pki("one");
+    let cert = keys.path().join("tls.crt");
+    let key = keys.path().join("tls.key");
+    std::fs::write(&cert, &chain1).unwrap();
+    std::fs::write(&key, &key1).unwrap();
+    let ca1_file = keys.path().join("ca1.pem");
+    std::fs::write(&ca1_file, &ca1).unwrap();
+    let p = Project::new(&auth_tables(&creds));
+    // TLS on staging: the keys go into the [endpoints.staging] table the project wrote.
+    let text = std::fs::read_to_string(&p.cfg_path).unwrap();
+    let from = "[endpoints.staging]\nlisten = \"127.0.0.1:0\"\n";
+    assert!(text.contains(from));
+    let text = text.replace(
+        from,
+        &format!(
+            "{from}tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    std::fs::write(&p.cfg_path, text).unwrap();
+    let agent = p.start();
+    assert!(agent.staging.starts_with("https://"), "{}", agent.staging);
+    p.wait_version(1);
+    // The staging tests reach the endpoint over TLS (trusting the chain's CA) and sign.
+    p.approve_and_wait(1);
+    let ping = https_client(&ca1)
+        .get(format!("{}/ping", agent.staging))
+        .send()
+        .unwrap();
+    assert_eq!(ping.status(), 200);
+
+    let records = sample_records(3);
+    let csv = format!("{}\n", records.join("\n"));
+    let boto3 = |ca: &Path| -> Option<Vec<Value>> {
+        let python = python.as_ref()?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/boto3_invoke.py");
+        let mut child = std::process::Command::new(python)
+            .arg(&script)
+            .arg(&agent.staging)
+            .arg("card-fraud-staging")
+            .arg("fraud-team")
+            .arg(REGION)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &client_creds)
+            .env("RCFOPS_CA_BUNDLE", ca)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(
+                json!([{"content_type": "text/csv", "body": csv}])
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "boto3 over TLS: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(serde_json::from_slice(&out.stdout).unwrap())
+    };
+    let first = boto3(&ca1_file).map(|r| {
+        assert_eq!(r[0]["ok"], true, "{}", r[0]);
+        scores_of(r[0]["body"].as_str().unwrap())
+    });
+
+    // Renew: a certificate from another CA, written while the agent runs.
+    let (chain2, key2, ca2) = test_pki("two");
+    replace_file(&key, &key2);
+    replace_file(&cert, &chain2);
+    let ca2_file = keys.path().join("ca2.pem");
+    std::fs::write(&ca2_file, &ca2).unwrap();
+    let ok = wait_until(std::time::Duration::from_secs(10), || {
+        https_client(&ca2)
+            .get(format!("{}/ping", agent.staging))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    assert!(ok, "the renewed certificate is not served");
+    assert!(
+        https_client(&ca1)
+            .get(format!("{}/ping", agent.staging))
+            .send()
+            .is_err(),
+        "the old CA still verifies: the old certificate is still served"
+    );
+    if let (Some(a), Some(b)) = (first, boto3(&ca2_file)) {
+        assert_eq!(b[0]["ok"], true, "{}", b[0]);
+        assert_eq!(scores_of(b[0]["body"].as_str().unwrap()), a);
+    }
+    // A broken renewal (a key that does not match) keeps the last good pair in service.
+    let (_, other_key, _) = test_pki("three");
+    replace_file(&key, &other_key);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(
+        https_client(&ca2)
+            .get(format!("{}/ping", agent.staging))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+}

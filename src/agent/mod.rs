@@ -76,6 +76,8 @@ pub fn endpoint_urls(cfg: &Config) -> (String, String) {
 pub enum AgentError {
     #[error("another rcfops agent is already running on {}; stop it first (one agent per state folder)", .0.display())]
     AlreadyRunning(PathBuf),
+    #[error("cannot serve TLS on the {stage} endpoint: {reason}; fix [endpoints.{stage}] tls_cert / tls_key")]
+    Tls { stage: Stage, reason: String },
     #[error("cannot listen on {addr} for the {stage} endpoint; is another program using it? Set [endpoints.{stage}] listen in the config")]
     Bind {
         addr: std::net::SocketAddr,
@@ -140,7 +142,22 @@ pub async fn run(
         );
     }
 
-    let bind = |addr: std::net::SocketAddr, stage: Stage| async move {
+    let tls_for = |stage: Stage| -> Result<Option<Arc<rustls::ServerConfig>>, AgentError> {
+        let ecfg = match stage {
+            Stage::Staging => &cfg.staging,
+            Stage::Production => &cfg.production,
+        };
+        ecfg.tls
+            .as_ref()
+            .map(|t| {
+                crate::serve::tls::server_config(&crate::serve::tls::TlsFiles::new(&t.cert, &t.key))
+                    .map_err(|reason| AgentError::Tls { stage, reason })
+            })
+            .transpose()
+    };
+    let staging_tls = tls_for(Stage::Staging)?;
+    let production_tls = tls_for(Stage::Production)?;
+    let bind = |addr: std::net::SocketAddr, stage: Stage, tls: bool| async move {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| AgentError::Bind {
@@ -150,7 +167,7 @@ pub async fn run(
             })?;
         let url = l
             .local_addr()
-            .map(|a| format!("http://{a}"))
+            .map(|a| format!("{}://{a}", if tls { "https" } else { "http" }))
             .map_err(|source| AgentError::Bind {
                 addr,
                 stage,
@@ -158,8 +175,14 @@ pub async fn run(
             })?;
         Ok::<_, AgentError>((l, url))
     };
-    let (staging_l, staging_url) = bind(cfg.staging.listen, Stage::Staging).await?;
-    let (production_l, production_url) = bind(cfg.production.listen, Stage::Production).await?;
+    let (staging_l, staging_url) =
+        bind(cfg.staging.listen, Stage::Staging, staging_tls.is_some()).await?;
+    let (production_l, production_url) = bind(
+        cfg.production.listen,
+        Stage::Production,
+        production_tls.is_some(),
+    )
+    .await?;
     let endpoints = Endpoints {
         pid: std::process::id(),
         staging: staging_url.clone(),
@@ -197,9 +220,14 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let mut servers = Vec::new();
-    for (listener, ep, ecfg) in [
-        (staging_l, staging.clone(), &cfg.staging),
-        (production_l, production.clone(), &cfg.production),
+    for (listener, ep, ecfg, tls) in [
+        (staging_l, staging.clone(), &cfg.staging, staging_tls),
+        (
+            production_l,
+            production.clone(),
+            &cfg.production,
+            production_tls,
+        ),
     ] {
         let limits = crate::serve::Limits::default();
         let access = crate::serve::Access {
@@ -209,16 +237,16 @@ pub async fn run(
         let app = crate::serve::router_for(ep.clone(), limits.clone(), access);
         let stop = stopped(stop_rx.clone());
         servers.push(tokio::spawn(async move {
-            crate::serve::serve_app(listener, app, &limits, stop).await
+            crate::serve::serve_app(listener, app, &limits, tls, stop).await
         }));
         if let Some(addr) = ecfg.metrics_listen {
-            let (l, url) = bind(addr, ep.stage).await?;
+            let (l, url) = bind(addr, ep.stage, false).await?;
             tracing::info!("{} metrics on {url}/metrics", ep.stage);
             let limits = crate::serve::Limits::default();
             let app = crate::serve::metrics_router(ep.clone());
             let stop = stopped(stop_rx.clone());
             servers.push(tokio::spawn(async move {
-                crate::serve::serve_app(l, app, &limits, stop).await
+                crate::serve::serve_app(l, app, &limits, None, stop).await
             }));
         }
         tracing::info!("{} endpoint auth: {}", ep.stage, ecfg.auth.describe());

@@ -70,6 +70,15 @@ pub struct EndpointConfig {
     pub auth: EndpointAuth,
     /// Serve `/metrics` on this address instead of `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate chain and key (re-read when they change).
+    pub tls: Option<TlsPaths>,
+}
+
+/// `[endpoints.<stage>] tls_cert` and `tls_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +187,8 @@ struct RawEndpoint {
     shadow_percent: Option<f64>,
     min_shadow_records: Option<u64>,
     metrics_listen: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     auth: Option<auth::RawAuth>,
 }
 
@@ -197,6 +208,8 @@ fn default_staging() -> RawEndpoint {
         shadow_percent: None,
         min_shadow_records: None,
         metrics_listen: None,
+        tls_cert: None,
+        tls_key: None,
         auth: None,
     }
 }
@@ -363,10 +376,30 @@ impl Config {
                 &key_err,
                 &mut warnings,
             )?;
+            let tls = match (&r.tls_cert, &r.tls_key) {
+                (None, None) => None,
+                (Some(c), Some(k)) => Some(TlsPaths {
+                    cert: resolve(c),
+                    key: resolve(k),
+                }),
+                (Some(_), None) => {
+                    return Err(key_err(
+                        &format!("endpoints.{section}.tls_cert"),
+                        "needs tls_key = \"PATH\" (the PEM private key) beside it".into(),
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(key_err(
+                        &format!("endpoints.{section}.tls_key"),
+                        "needs tls_cert = \"PATH\" (the PEM certificate chain) beside it".into(),
+                    ))
+                }
+            };
             Ok(EndpointConfig {
                 listen,
                 auth,
                 metrics_listen,
+                tls,
                 latency_budget_ms: r.latency_budget_ms,
                 shadow_percent,
                 min_shadow_records: r.min_shadow_records.unwrap_or(0),

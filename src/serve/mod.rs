@@ -29,6 +29,7 @@ pub mod errors;
 pub mod metrics;
 pub mod server;
 pub mod shadow;
+pub mod tls;
 
 pub use codec::parse_request;
 pub use server::{serve, serve_app, serve_with, Limits};

@@ -55,14 +55,16 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router_with(ep, limits.clone());
-    serve_app(listener, app, &limits, shutdown).await
+    serve_app(listener, app, &limits, None, shutdown).await
 }
 
-/// Serves `app` on `listener` with `limits`' connection bounds until `shutdown` resolves.
+/// Serves `app` on `listener` with `limits`' connection bounds until `shutdown` resolves;
+/// with `tls`, every connection is a TLS one (the handshake bounded by the head timeout).
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: &Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -97,11 +99,32 @@ pub async fn serve_app(
         };
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
-        });
+        match &tls {
+            None => {
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Some(cfg) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                tokio::spawn(async move {
+                    // A client that never completes the handshake is dropped like one that
+                    // never sends a request head.
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
+                    {
+                        let _ = watcher
+                            .watch(builder.serve_connection(TokioIo::new(tls), svc))
+                            .await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     let _ = tokio::time::timeout(grace, graceful.shutdown()).await;

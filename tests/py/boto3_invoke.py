@@ -4,7 +4,8 @@ Usage: boto3_invoke.py ENDPOINT_URL ENDPOINT_NAME [PROFILE REGION] < calls.json
 
 With PROFILE and REGION, the keys come from that profile of the shared credentials file
 (AWS_SHARED_CREDENTIALS_FILE), as a team's client code reads them; otherwise fixed example keys
-are used (for endpoints without authentication).
+are used (for endpoints without authentication). RCFOPS_CA_BUNDLE, when set, is the CA file
+the client verifies an https endpoint with (boto3's `verify=`).
 
 stdin is a JSON list of calls: {"content_type": ..., "accept": ... (optional), "body": ...,
 "custom_attributes": ... (optional), "endpoint": ... (optional, overrides
@@ -16,6 +17,7 @@ Exit code 3 when boto3 cannot be imported (the caller reports how to install it)
 """
 
 import json
+import os
 import sys
 
 try:
@@ -31,9 +33,12 @@ def main():
     url, name = sys.argv[1], sys.argv[2]
     calls = json.load(sys.stdin)
     config = Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30)
+    verify = os.environ.get("RCFOPS_CA_BUNDLE") or None
     if len(sys.argv) > 4:
         session = boto3.Session(profile_name=sys.argv[3], region_name=sys.argv[4])
-        client = session.client("sagemaker-runtime", endpoint_url=url, config=config)
+        client = session.client(
+            "sagemaker-runtime", endpoint_url=url, config=config, verify=verify
+        )
     else:
         client = boto3.client(
             "sagemaker-runtime",
