@@ -206,7 +206,7 @@ fn spawn_server_with(
     let limits = Limits::default();
     let app = rcfops::serve::router_for(ep, limits.clone(), access);
     let task = rt.spawn(async move {
-        rcfops::serve::serve_app(listener, app, &limits, async {
+        rcfops::serve::serve_app(listener, app, &limits, None, async {
             let _ = stopped.await;
         })
         .await
@@ -349,12 +349,14 @@ fn main() {
             },
         );
         let signed = Arc::new(verifier.signer().sign(
-            "POST",
-            "bench",
-            "/invocations",
-            None,
-            &[("content-type", "text/csv")],
-            &single_body,
+            &rcfops::auth::sigv4::Outgoing {
+                method: "POST",
+                host: "bench",
+                path: "/invocations",
+                query: None,
+                headers: &[("content-type", "text/csv")],
+                body: &single_body,
+            },
             std::time::SystemTime::now(),
         ));
         let authed = serving(Stage::Production, 1);

@@ -62,15 +62,15 @@ pub fn post(
             Some(p) => format!("{}:{p}", u.host_str().unwrap_or("")),
             None => u.host_str().unwrap_or("").to_string(),
         };
-        for (n, v) in signer.sign(
-            "POST",
-            &host,
-            u.path(),
-            u.query(),
+        let out = crate::auth::sigv4::Outgoing {
+            method: "POST",
+            host: &host,
+            path: u.path(),
+            query: u.query(),
             headers,
-            &body,
-            std::time::SystemTime::now(),
-        ) {
+            body: &body,
+        };
+        for (n, v) in signer.sign(&out, std::time::SystemTime::now()) {
             req = req.header(n, v);
         }
         req = req.header("host", host);

@@ -79,7 +79,7 @@ fn start(model: Model) -> Server {
         },
     );
     rt.spawn(async move {
-        rcfops::serve::serve_app(listener, app, &limits, std::future::pending()).await
+        rcfops::serve::serve_app(listener, app, &limits, None, std::future::pending()).await
     });
     Server { addr, _rt: rt }
 }
@@ -148,7 +148,18 @@ fn signed_with(
     };
     let mut headers: Vec<(&str, &str)> = vec![("content-type", "text/csv")];
     headers.extend_from_slice(extra);
-    let added = signer.sign("POST", &host(s), path, query, &headers, body, at);
+    let h = host(s);
+    let added = signer.sign(
+        &rcfops::auth::sigv4::Outgoing {
+            method: "POST",
+            host: &h,
+            path,
+            query,
+            headers: &headers,
+            body,
+        },
+        at,
+    );
     let mut out: Vec<(String, String)> = vec![("host".into(), host(s))];
     out.extend(headers.iter().map(|(n, v)| (n.to_string(), v.to_string())));
     out.extend(added.into_iter().map(|(n, v)| (n.to_string(), v)));

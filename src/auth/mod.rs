@@ -13,4 +13,4 @@ pub mod credentials;
 pub mod sigv4;
 
 pub use credentials::{Credentials, Secret};
-pub use sigv4::{Refusal, RefusalCode, Scope, Signer, Verifier};
+pub use sigv4::{Outgoing, Refusal, RefusalCode, Scope, Signer, Verifier};

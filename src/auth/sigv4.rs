@@ -288,13 +288,26 @@ fn parse_amz_date(s: &str) -> Option<SystemTime> {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// What a signature covers: the request as the client sends it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub method: &'a str,
+    /// The authority the client sends as `host` (e.g. `127.0.0.1:8080`).
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// The other headers it sends (all signed).
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
 }
 
 /// Signs the requests rcfops sends to its own endpoints.
@@ -305,18 +318,16 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// The headers to add to a request (`x-amz-date`, `authorization`): `host` is the
-    /// authority the client sends, `headers` the other headers it sends (all signed).
-    pub fn sign(
-        &self,
-        method: &str,
-        host: &str,
-        path: &str,
-        query: Option<&str>,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        now: SystemTime,
-    ) -> Vec<(&'static str, String)> {
+    /// The headers to add to `req` (`x-amz-date`, `authorization`) to sign it at `now`.
+    pub fn sign(&self, req: &Outgoing<'_>, now: SystemTime) -> Vec<(&'static str, String)> {
+        let Outgoing {
+            method,
+            host,
+            path,
+            query,
+            headers,
+            body,
+        } = *req;
         let amz_date = format_amz_date(now);
         let mut all: Vec<(String, &str)> = headers
             .iter()
@@ -814,15 +825,15 @@ mod tests {
     fn signed(v: &Verifier, body: &[u8], now: SystemTime) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("content-type", HeaderValue::from_static("text/csv"));
-        for (n, val) in v.signer().sign(
-            "POST",
-            "127.0.0.1:8080",
-            "/endpoints/prod/invocations",
-            None,
-            &[("content-type", "text/csv")],
+        let req = Outgoing {
+            method: "POST",
+            host: "127.0.0.1:8080",
+            path: "/endpoints/prod/invocations",
+            query: None,
+            headers: &[("content-type", "text/csv")],
             body,
-            now,
-        ) {
+        };
+        for (n, val) in v.signer().sign(&req, now) {
             h.insert(n, HeaderValue::from_str(&val).unwrap());
         }
         h.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
