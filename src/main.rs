@@ -9,7 +9,10 @@ fn main() {
     // head`). The agent keeps SIGPIPE ignored: a notification program that exits without
     // reading its input must not kill it.
     #[cfg(unix)]
-    if !matches!(cli.command, rcfops::cli::Command::Up) {
+    if !matches!(
+        cli.command,
+        rcfops::cli::Command::Up | rcfops::cli::Command::Serve(_)
+    ) {
         // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);

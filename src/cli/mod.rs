@@ -16,6 +16,7 @@ mod logs;
 mod notify;
 mod run;
 mod score;
+pub mod serve;
 mod status;
 
 pub use approvals::with_signing_enabled;
@@ -28,6 +29,7 @@ use logs::cmd_logs;
 use notify::{cmd_notify_list, cmd_notify_retry, cmd_notify_test};
 use run::{cmd_init, cmd_run, cmd_up};
 use score::cmd_score;
+use serve::cmd_serve;
 use status::{cmd_audit, cmd_runs, cmd_status};
 
 use crate::agent;
@@ -115,6 +117,9 @@ pub enum Command {
     /// Notifications: `list` the outbox, `retry ID` a dead letter, `test SINK`.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// One stage endpoint alone, as a container runs it (`/ping`, `/invocations`, port 8080,
+    /// the model under /opt/ml/model).
+    Serve(serve::ServeArgs),
     /// The audit trail: every transition, who, when, how.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -285,6 +290,10 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 }
 
 pub fn main_with(cli: Cli) -> Result<i32> {
+    // A container has no config.toml: `serve` takes everything from its arguments.
+    if let Command::Serve(a) = cli.command {
+        return cmd_serve(a, cli.verbose);
+    }
     let is_default = cli.config == Path::new("config.toml");
     let cfg = Config::load(&cli.config, is_default)?;
     match cli.command {
@@ -310,6 +319,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         }
         Command::Stream(a) => cmd_stream(a),
         Command::Audit { limit, json } => cmd_audit(&cfg, limit, json),
+        Command::Serve(_) => unreachable!("handled before the config is read"),
         Command::Notify(NotifyCommand::List { limit, state, json }) => {
             cmd_notify_list(&cfg, limit, state, json)
         }

@@ -58,6 +58,17 @@ pub(super) struct RawAuth {
     allow_unauthenticated: bool,
 }
 
+/// An endpoint without authentication may listen only on loopback, unless explicitly allowed.
+pub fn check_exposure(listen: SocketAddr, allow_unauthenticated: bool) -> Result<(), String> {
+    if listen.ip().is_loopback() || allow_unauthenticated {
+        Ok(())
+    } else {
+        Err(format!(
+            "{listen} is reachable from other machines and requests would not be authenticated"
+        ))
+    }
+}
+
 /// Reads `[endpoints.<stage>.auth]`; `err(key, msg)` builds an error naming the file, line
 /// and key; `warnings` collects what the agent should log at start.
 pub(super) fn parse(
@@ -87,7 +98,7 @@ pub(super) fn parse(
                     ));
                 }
             }
-            if !listen.ip().is_loopback() && !raw.allow_unauthenticated {
+            if check_exposure(listen, raw.allow_unauthenticated).is_err() {
                 return Err(err(
                     &format!("endpoints.{stage}.listen"),
                     format!(

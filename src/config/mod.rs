@@ -14,7 +14,7 @@ use crate::domain::Stage;
 
 mod auth;
 mod notify;
-pub use auth::{read_credentials, EndpointAuth};
+pub use auth::{check_exposure, read_credentials, EndpointAuth};
 pub use notify::{NotifyConfig, SinkConfig, Target};
 
 /// The configuration as the agent uses it: absolute paths, parsed addresses.

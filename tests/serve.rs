@@ -1,0 +1,254 @@
+//! `rcfops serve`, the real binary: it refuses a damaged model or a wrong digest with exit 2
+//! and one line; refuses to answer unsigned requests on a network address; checks SigV4 with a
+//! mounted credentials file; and on SIGTERM finishes the request in flight, then exits.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use rcfops::model::Model;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rcfops");
+
+fn sample_model() -> Model {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-repo");
+    let spec = rcfops::pipeline::spec::PipelineSpec::parse(
+        &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
+    let table = rcfops::pipeline::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
+    let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
+    rcfops::pipeline::train_and_evaluate(
+        &data,
+        &spec.preprocess,
+        spec.forest_config(),
+        spec.evaluation.test_fraction,
+        spec.evaluation.split_seed,
+        0,
+    )
+    .unwrap()
+    .model
+}
+
+/// A model folder as SageMaker lays it out: `<dir>/model/model.rcfm`.
+fn model_dir(dir: &Path, model: &Model) -> (PathBuf, String) {
+    let folder = dir.join("model");
+    std::fs::create_dir_all(&folder).unwrap();
+    let bytes = model.to_bytes();
+    std::fs::write(folder.join("model.rcfm"), &bytes).unwrap();
+    (folder, rcfops::artifacts::sha256_hex(&bytes))
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).arg("serve").args(args).output().unwrap()
+}
+
+/// Starts `rcfops serve` and returns it with the address from its "serving ... on" line.
+fn start(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .env("RCFOPS_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "rcfops serve did not start");
+        let line = lines.next().expect("serve exited before serving").unwrap();
+        if let Some(i) = line.find("://") {
+            if line.contains("serving") {
+                let addr = line[i + 3..].trim().to_string();
+                std::thread::spawn(move || for _ in lines {});
+                return (child, addr);
+            }
+        }
+    }
+}
+
+fn one_line_error(out: &std::process::Output, want: &str) {
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(want), "{err}");
+}
+
+#[test]
+fn damaged_or_unexpected_models_and_open_network_addresses_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (folder, sha) = model_dir(dir.path(), &sample_model());
+    let file = folder.join("model.rcfm");
+    let f = file.to_str().unwrap();
+    let wrong = "0".repeat(64);
+    one_line_error(
+        &run(&["--model", f, "--sha256", &wrong, "--listen", "127.0.0.1:0"]),
+        &format!("has sha256 {sha}, not the expected {wrong}"),
+    );
+    let damaged = dir.path().join("damaged.rcfm");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    one_line_error(
+        &run(&[
+            "--model",
+            damaged.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]),
+        "is damaged",
+    );
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    one_line_error(
+        &run(&[
+            "--model",
+            empty.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]),
+        "no model artifact (*.rcfm)",
+    );
+    // The container default, 0.0.0.0:8080, without auth.
+    one_line_error(
+        &run(&["--model", folder.to_str().unwrap(), "--listen", "0.0.0.0:0"]),
+        "--allow-unauthenticated",
+    );
+}
+
+fn request(addr: &str, head: &str, body: &[u8]) -> String {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(body).unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn sigv4_from_a_mounted_file_and_sigterm_drains_the_request_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = sample_model();
+    let (folder, sha) = model_dir(dir.path(), &model);
+    let creds = dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = AKIDPOD\naws_secret_access_key = pod-secret\n",
+    )
+    .unwrap();
+    let (mut child, addr) = start(&[
+        "--model",
+        folder.to_str().unwrap(),
+        "--sha256",
+        &sha,
+        "--name",
+        "card-fraud-prod",
+        "--model-version",
+        "4",
+        "--listen",
+        "127.0.0.1:0",
+        "--credentials-file",
+        creds.to_str().unwrap(),
+        "--region",
+        "eu-west-1",
+    ]);
+    let body = b"120.5,3,0.2,14,1,0,2.5,0\n";
+    let want = model.score_rows(&[120.5, 3.0, 0.2, 14.0, 1.0, 0.0, 2.5, 0.0], 1)[0];
+    let unsigned = request(
+        &addr,
+        &format!(
+            "POST /invocations HTTP/1.1\r\nhost: {addr}\r\ncontent-type: text/csv\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        ),
+        body,
+    );
+    assert!(unsigned.starts_with("HTTP/1.1 403"), "{unsigned}");
+    assert!(unsigned.contains("MissingAuthenticationTokenException"));
+    let creds_parsed =
+        rcfops::auth::Credentials::parse(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    let signer = rcfops::auth::Signer {
+        key: creds_parsed.first().clone(),
+        scope: rcfops::auth::Scope {
+            region: "eu-west-1".into(),
+            service: "sagemaker".into(),
+        },
+    };
+    let path = "/endpoints/card-fraud-prod/invocations";
+    let signed = signer.sign(
+        &rcfops::auth::Outgoing {
+            method: "POST",
+            host: &addr,
+            path,
+            query: None,
+            headers: &[("content-type", "text/csv")],
+            body,
+        },
+        SystemTime::now(),
+    );
+    let mut head = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: text/csv\r\n");
+    for (n, v) in &signed {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let ok = request(
+        &addr,
+        &head.replace("\r\n\r\n", "\r\nconnection: close\r\n\r\n"),
+        body,
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("x-rcfops-model-version: 4"), "{ok}");
+    let json: serde_json::Value =
+        serde_json::from_str(ok.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(json["scores"][0]["score"].as_f64().unwrap(), want);
+
+    // A request in flight: head and half the body sent, then SIGTERM.
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // No new connections once it stops accepting.
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+    c.write_all(&body[10..]).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = c.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if text.contains("\"scores\"") && text.ends_with('}') {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight request: {answer}"
+    );
+    drop(c);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(25),
+            "did not exit within the grace period"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
