@@ -57,15 +57,28 @@ fn start(args: &[&str]) -> (Child, String) {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "rcfops serve did not start");
-        let line = lines.next().expect("serve exited before serving").unwrap();
-        if let Some(i) = line.find("://") {
-            if line.contains("serving") {
-                let addr = line[i + 3..].trim().to_string();
-                std::thread::spawn(move || for _ in lines {});
-                return (child, addr);
-            }
+    let mut seen = Vec::new();
+    let addr = loop {
+        if Instant::now() > deadline {
+            break None;
+        }
+        let Some(Ok(line)) = lines.next() else {
+            break None;
+        };
+        if let (true, Some(i)) = (line.contains("serving"), line.find("://")) {
+            break Some(line[i + 3..].trim().to_string());
+        }
+        seen.push(line);
+    };
+    match addr {
+        Some(addr) => {
+            std::thread::spawn(move || for _ in lines {});
+            (child, addr)
+        }
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rcfops serve did not start: {seen:?}");
         }
     }
 }
