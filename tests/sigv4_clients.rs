@@ -75,8 +75,52 @@ fn boto3_the_aws_cli_rcfops_score_and_staging_tests_sign_and_pass() {
     let creds = credentials(keys.path());
     let client_creds = client_credentials(keys.path());
     let p = Project::new(&auth_tables(&creds));
+    // Production's /metrics on its own port.
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&p.cfg_path).unwrap();
+    let from = "[endpoints.production]\nlisten = \"127.0.0.1:0\"\n";
+    assert!(text.contains(from));
+    std::fs::write(
+        &p.cfg_path,
+        text.replace(
+            from,
+            &format!("{from}metrics_listen = \"127.0.0.1:{metrics_port}\"\n"),
+        ),
+    )
+    .unwrap();
     let agent = p.start();
     p.wait_version(1);
+    let scrape = http()
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .unwrap();
+    assert_eq!(scrape.status(), 200);
+    assert!(scrape
+        .text()
+        .unwrap()
+        .contains("rcfops_endpoint_model_version{stage=\"production\"}"));
+    assert_eq!(
+        http()
+            .get(format!("{}/metrics", agent.production))
+            .send()
+            .unwrap()
+            .status(),
+        404,
+        "/metrics moved off the endpoint's own address"
+    );
+    assert_eq!(
+        http()
+            .get(format!("{}/metrics", agent.staging))
+            .send()
+            .unwrap()
+            .status(),
+        200,
+        "staging keeps /metrics beside its invocations"
+    );
     // The staging tests sign their requests: v1 only reaches "Passed" if they do.
     p.approve_and_wait(1);
 
@@ -255,6 +299,22 @@ fn boto3_the_aws_cli_rcfops_score_and_staging_tests_sign_and_pass() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("InvalidSignatureException"), "{err}");
     assert!(!keys.path().join("never.json").exists());
+
+    // No secret in the agent's logs (both forms) or in status.
+    let status = String::from_utf8(p.rcfops(&["status", "--json"]).stdout).unwrap();
+    let logs = format!(
+        "{}{}{}",
+        p.agent_stderr(),
+        std::fs::read_to_string(p.state.join("agent.log.jsonl")).unwrap_or_default(),
+        status
+    );
+    assert!(
+        logs.contains("endpoint auth: sigv4 (region eu-west-1"),
+        "{logs}"
+    );
+    for secret in ["agent-secret", "fraud/Secret+1"] {
+        assert!(!logs.contains(secret), "{secret} leaked");
+    }
 }
 
 #[test]

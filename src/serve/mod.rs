@@ -200,14 +200,18 @@ async fn metrics(State(ctx): St) -> Response {
 
 /// A router serving only `/metrics` (for `[endpoints.<stage>] metrics_listen`).
 pub fn metrics_router(ep: Arc<Endpoint>) -> Router {
-    router_for(ep, Limits::default(), Access::default())
-        .route("/invocations", post(not_here))
-        .route("/endpoints/{name}/invocations", post(not_here))
-        .route("/ping", get(not_here))
-}
-
-async fn not_here(method: Method, uri: Uri) -> Response {
-    not_found(method, uri).await
+    let limits = Limits::default();
+    let ctx = Arc::new(Ctx {
+        ep,
+        inflight: Semaphore::new(1),
+        limits,
+        sigv4: None,
+    });
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(ctx)
 }
 
 async fn invoke_named(
