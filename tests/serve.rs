@@ -265,3 +265,96 @@ fn sigv4_from_a_mounted_file_and_sigterm_drains_the_request_in_flight() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// A one-shot HTTP server on a real port: answers one GET with `body`, or with only the first
+/// `cut` bytes of it under the full Content-Length (a download cut off).
+fn one_shot_server(body: Vec<u8>, cut: Option<usize>) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: application/octet-stream\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = c.write_all(head.as_bytes());
+        let _ = c.write_all(&body[..cut.unwrap_or(body.len())]);
+    });
+    format!("http://{addr}")
+}
+
+fn fetch(uri: &str, sha: &str, dest: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["artifact", "fetch", uri, "--sha256", sha, "--dest"])
+        .arg(dest)
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn artifact_fetch_verifies_and_leaves_nothing_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = sample_model();
+    let bytes = model.to_bytes();
+    let sha = rcfops::artifacts::sha256_hex(&bytes);
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let name = format!("sha256-{sha}.rcfm");
+    std::fs::write(store.join(&name), &bytes).unwrap();
+    let file_uri = format!("file://{}", store.join(&name).display());
+
+    // file://, then `rcfops serve --model DIR --sha256` takes what it wrote.
+    let dest = dir.path().join("emptydir");
+    let out = fetch(&file_uri, &sha, &dest);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(listing(&dest), vec![name.clone()]);
+    assert_eq!(std::fs::read(dest.join(&name)).unwrap(), bytes);
+    rcfops::cli::serve::load_model(&dest, Some(&sha)).unwrap();
+
+    // A wrong digest: exit 1, nothing written.
+    let other = dir.path().join("other");
+    let wrong = "ab".repeat(32);
+    let out = fetch(&file_uri, &wrong, &other);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("has sha256 {sha}, not {wrong}"))
+    );
+    assert!(listing(&other).is_empty(), "{:?}", listing(&other));
+
+    // http://, whole: the bytes arrive and verify.
+    let url = one_shot_server(bytes.clone(), None);
+    let http_dest = dir.path().join("http");
+    let out = fetch(&format!("{url}/artifacts/{name}"), &sha, &http_dest);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(http_dest.join(&name)).unwrap(), bytes);
+
+    // http://, cut off half way: non-zero, nothing left (no partial file either).
+    let url = one_shot_server(bytes.clone(), Some(bytes.len() / 2));
+    let cut_dest = dir.path().join("cut");
+    let out = fetch(&format!("{url}/artifacts/{name}"), &sha, &cut_dest);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(listing(&cut_dest).is_empty(), "{:?}", listing(&cut_dest));
+
+    // Usage errors: exit 2.
+    assert_eq!(fetch("s3://bucket/x", &sha, &other).status.code(), Some(2));
+    assert_eq!(fetch(&file_uri, "xyz", &other).status.code(), Some(2));
+    // A missing source file: exit 1, nothing left.
+    let out = fetch("file:///no/such/artifact.rcfm", &sha, &other);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(listing(&other).is_empty());
+}

@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 
 mod approvals;
+mod artifact;
 mod eval;
 mod logs;
 mod notify;
@@ -120,6 +121,9 @@ pub enum Command {
     /// One stage endpoint alone, as a container runs it (`/ping`, `/invocations`, port 8080,
     /// the model under /opt/ml/model).
     Serve(serve::ServeArgs),
+    /// Model artifacts: `fetch URI --sha256 HEX --dest DIR` (for a pod's initContainer).
+    #[command(subcommand)]
+    Artifact(ArtifactCommand),
     /// The audit trail: every transition, who, when, how.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -127,6 +131,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArtifactCommand {
+    /// Fetch an artifact (file:// or http(s)://), verify its SHA-256 and write it into DIR
+    /// atomically; a wrong digest or a cut-off download leaves nothing behind.
+    Fetch(artifact::FetchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -291,9 +302,12 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 
 pub fn main_with(cli: Cli) -> Result<i32> {
     // A container has no config.toml: `serve` takes everything from its arguments.
-    if let Command::Serve(a) = cli.command {
-        return cmd_serve(a, cli.verbose);
-    }
+    let command = match cli.command {
+        Command::Serve(a) => return cmd_serve(a, cli.verbose),
+        Command::Artifact(ArtifactCommand::Fetch(a)) => return artifact::cmd_artifact_fetch(a),
+        c => c,
+    };
+    let cli = Cli { command, ..cli };
     let is_default = cli.config == Path::new("config.toml");
     let cfg = Config::load(&cli.config, is_default)?;
     match cli.command {
@@ -319,7 +333,9 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         }
         Command::Stream(a) => cmd_stream(a),
         Command::Audit { limit, json } => cmd_audit(&cfg, limit, json),
-        Command::Serve(_) => unreachable!("handled before the config is read"),
+        Command::Serve(_) | Command::Artifact(_) => {
+            unreachable!("handled before the config is read")
+        }
         Command::Notify(NotifyCommand::List { limit, state, json }) => {
             cmd_notify_list(&cfg, limit, state, json)
         }
