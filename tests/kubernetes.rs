@@ -1,0 +1,490 @@
+//! The rendered Kubernetes manifests: byte-stable; every object valid against the strict JSON
+//! schemas of Kubernetes v1.33 (vendored in tests/k8s-schemas, validated offline); the
+//! semantics a platform team checks; and a kubelet played by the test: the rendered
+//! Deployment's initContainer and container run as local processes, two replicas answer
+//! identically, and one stopped under load drops no request.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rcfops::domain::Stage;
+use rcfops::k8s::{render, render_files, PodAuth, Workload};
+use rcfops::model::Model;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rcfops");
+
+fn workload(artifact_url: &str, sha256: &str, auth: Option<PodAuth>) -> Workload {
+    Workload {
+        project: "card-fraud".into(),
+        stage: Stage::Production,
+        version: 7,
+        sha256: sha256.into(),
+        approved_by: "lead@bank.example".into(),
+        image: "registry.bank.example/rcfops:0.1.0".into(),
+        namespace: "fraud-scoring".into(),
+        artifact_url: artifact_url.into(),
+        min_replicas: 2,
+        max_replicas: 6,
+        cpu_request: "500m".into(),
+        memory_request: "256Mi".into(),
+        cpu_limit: "2".into(),
+        memory_limit: "512Mi".into(),
+        auth,
+    }
+}
+
+struct Schemas(HashMap<String, Value>);
+
+impl jsonschema::Retrieve for Schemas {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        self.0
+            .get(uri.as_str())
+            .cloned()
+            .ok_or_else(|| format!("schema {uri} is not vendored (offline)").into())
+    }
+}
+
+fn schema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/k8s-schemas/v1.33")
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// A validator for `kind` against the vendored strict schema.
+fn validator(kind: &str) -> jsonschema::Validator {
+    let file = match kind {
+        "Deployment" => "deployment-apps-v1.json",
+        "Service" => "service-v1.json",
+        "HorizontalPodAutoscaler" => "horizontalpodautoscaler-autoscaling-v2.json",
+        "PodDisruptionBudget" => "poddisruptionbudget-policy-v1.json",
+        other => panic!("no schema for {other}"),
+    };
+    let defs = read_json(&schema_dir().join("_definitions.json"));
+    let mut map = HashMap::new();
+    map.insert(defs["$id"].as_str().unwrap().to_string(), defs.clone());
+    let schema = read_json(&schema_dir().join(file));
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .with_retriever(Schemas(map))
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+fn errors(object: &Value) -> Vec<String> {
+    let kind = object["kind"].as_str().unwrap();
+    validator(kind)
+        .iter_errors(object)
+        .map(|e| format!("{kind} {}: {e}", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn manifests_are_stable_strictly_valid_and_consistent() {
+    let sha = "ab".repeat(32);
+    for auth in [
+        None,
+        Some(PodAuth {
+            secret: "card-fraud-sigv4".into(),
+            region: "eu-west-1".into(),
+            service: "sagemaker".into(),
+        }),
+    ] {
+        let w = workload("https://artifacts.bank.example/sha256-ab.rcfm", &sha, auth);
+        let files = render_files(&w);
+        assert_eq!(files, render_files(&w), "byte-identical renders");
+        let names: Vec<&str> = files.iter().map(|f| f.0).collect();
+        assert_eq!(
+            names,
+            [
+                "kustomization.yaml",
+                "deployment.yaml",
+                "service.yaml",
+                "hpa.yaml",
+                "pdb.yaml"
+            ]
+        );
+        // The YAML reads back as exactly the objects rendered.
+        let objects = render(&w);
+        for (m, (file, text)) in objects.iter().zip(&files[1..]) {
+            assert_eq!(m.file, *file);
+            let back: Value = serde_yaml::from_str(text).unwrap();
+            assert_eq!(back, m.object, "{file} round trip");
+            let errs = errors(&m.object);
+            assert!(errs.is_empty(), "{file}: {errs:#?}");
+        }
+        let kust: Value = serde_yaml::from_str(&files[0].1).unwrap();
+        assert_eq!(kust["resources"].as_array().unwrap().len(), 4);
+
+        let by_kind = |k: &str| {
+            &objects
+                .iter()
+                .find(|m| m.object["kind"] == k)
+                .unwrap()
+                .object
+        };
+        let dep = by_kind("Deployment");
+        let svc = by_kind("Service");
+        let hpa = by_kind("HorizontalPodAutoscaler");
+        let pdb = by_kind("PodDisruptionBudget");
+        let tpl_labels = dep["spec"]["template"]["metadata"]["labels"]
+            .as_object()
+            .unwrap();
+        for sel in [
+            dep["spec"]["selector"]["matchLabels"].as_object().unwrap(),
+            svc["spec"]["selector"].as_object().unwrap(),
+            pdb["spec"]["selector"]["matchLabels"].as_object().unwrap(),
+        ] {
+            for (k, v) in sel {
+                assert_eq!(tpl_labels.get(k), Some(v), "selector {k} matches the pods");
+            }
+        }
+        let c = &dep["spec"]["template"]["spec"]["containers"][0];
+        let port = &c["ports"][0];
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], port["name"]);
+        assert_eq!(port["containerPort"], 8080);
+        assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+        assert_eq!(svc["spec"]["type"], "ClusterIP");
+        assert_eq!(
+            hpa["spec"]["scaleTargetRef"]["name"],
+            dep["metadata"]["name"]
+        );
+        assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment");
+        assert!(
+            dep["spec"].get("replicas").is_none(),
+            "the HPA owns the replica count"
+        );
+        for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            assert_eq!(c[probe]["httpGet"]["path"], "/ping", "{probe}");
+            assert_eq!(c[probe]["httpGet"]["port"], port["name"]);
+        }
+        assert_eq!(c["readinessProbe"]["timeoutSeconds"], 2);
+        let ru = &dep["spec"]["strategy"]["rollingUpdate"];
+        assert_eq!(
+            (ru["maxUnavailable"].clone(), ru["maxSurge"].clone()),
+            (0.into(), 1.into())
+        );
+        let sc = &c["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["runAsNonRoot"], true);
+        let ann = &dep["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(ann["rcfops.dev/version"], "7");
+        assert_eq!(ann["rcfops.dev/artifact-sha256"], sha.as_str());
+        let init = &dep["spec"]["template"]["spec"]["initContainers"][0];
+        assert_eq!(init["args"][0], "artifact");
+        assert_eq!(init["volumeMounts"][0]["mountPath"], "/opt/ml/model");
+        // The server's grace fits inside the pod's, after the preStop sleep.
+        let grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .unwrap();
+        let pre = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+            .as_u64()
+            .unwrap();
+        let args: Vec<&str> = c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let server_grace: u64 = args[args
+            .iter()
+            .position(|a| *a == "--shutdown-grace-seconds")
+            .unwrap()
+            + 1]
+        .parse()
+        .unwrap();
+        assert!(
+            pre + server_grace < grace,
+            "{pre} + {server_grace} < {grace}"
+        );
+    }
+}
+
+#[test]
+fn a_broken_object_is_caught() {
+    let w = workload("https://a.example/x.rcfm", &"cd".repeat(32), None);
+    let objects = render(&w);
+    let mut dep = objects[0].object.clone();
+    dep["spec"]["replica"] = 3.into(); // a misspelt field
+    assert!(
+        errors(&dep).iter().any(|e| e.contains("replica")),
+        "{:?}",
+        errors(&dep)
+    );
+    let mut dep = objects[0].object.clone();
+    dep["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8080".into();
+    assert!(!errors(&dep).is_empty());
+    let mut svc = objects[1].object.clone();
+    svc["spec"]["ports"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("port");
+    assert!(!errors(&svc).is_empty(), "a port without its number");
+    let mut hpa = objects[2].object.clone();
+    hpa["spec"]["minReplicas"] = "two".into();
+    assert!(!errors(&hpa).is_empty());
+}
+
+fn sample_model() -> Model {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-repo");
+    let spec = rcfops::pipeline::spec::PipelineSpec::parse(
+        &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
+    let table = rcfops::pipeline::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
+    let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
+    rcfops::pipeline::train_and_evaluate(
+        &data,
+        &spec.preprocess,
+        spec.forest_config(),
+        spec.evaluation.test_fraction,
+        spec.evaluation.split_seed,
+        0,
+    )
+    .unwrap()
+    .model
+}
+
+/// An artifact store: a plain HTTP server for one file, on a real port.
+fn artifact_server(name: String, bytes: Vec<u8>) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let ok = req.starts_with(&format!("GET /{name} "));
+            let (status, body): (&str, &[u8]) = if ok {
+                ("200 OK", &bytes)
+            } else {
+                ("404 Not Found", b"")
+            };
+            let _ = c.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let _ = c.write_all(body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// A pod as the test's kubelet runs it: the emptyDir is a temp folder, and the pod's own
+/// network namespace is a loopback port of its own.
+struct Pod {
+    child: Child,
+    url: String,
+    _empty_dir: tempfile::TempDir,
+}
+
+fn run_pod(dep: &Value) -> Pod {
+    let spec = &dep["spec"]["template"]["spec"];
+    let empty_dir = tempfile::tempdir().unwrap();
+    let mount = empty_dir.path().to_str().unwrap().to_string();
+    let port = free_port();
+    let subst = |a: String| {
+        a.replace(rcfops::k8s::MODEL_DIR, &mount)
+            .replace("0.0.0.0:8080", &format!("127.0.0.1:{port}"))
+    };
+    let exe = |c: &Value| -> Command {
+        let cmd = strings(&c["command"]);
+        assert_eq!(cmd, ["rcfops"], "the image's binary");
+        let mut command = Command::new(BIN);
+        command.args(strings(&c["args"]).into_iter().map(subst));
+        for e in c["env"].as_array().into_iter().flatten() {
+            command.env(e["name"].as_str().unwrap(), e["value"].as_str().unwrap());
+        }
+        command.env("NO_PROXY", "127.0.0.1");
+        command
+    };
+    for init in spec["initContainers"].as_array().unwrap() {
+        let out = exe(init).output().unwrap();
+        assert!(out.status.success(), "initContainer: {out:?}");
+    }
+    let container = &spec["containers"][0];
+    let child = exe(container)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    // The readiness probe.
+    let path = container["readinessProbe"]["httpGet"]["path"]
+        .as_str()
+        .unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if client
+            .get(format!("{url}{path}"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pod never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Pod {
+        child,
+        url,
+        _empty_dir: empty_dir,
+    }
+}
+
+#[test]
+fn the_rendered_deployment_runs_two_replicas_and_drains_one_under_load() {
+    let model = sample_model();
+    let bytes = model.to_bytes();
+    let sha = rcfops::artifacts::sha256_hex(&bytes);
+    let name = format!("sha256-{sha}.rcfm");
+    let store = artifact_server(name.clone(), bytes);
+    let w = workload(&format!("{store}/{name}"), &sha, None);
+    let files = render_files(&w);
+    let dep: Value = serde_yaml::from_str(&files[1].1).unwrap();
+    assert_eq!(dep["kind"], "Deployment");
+
+    let pods = [run_pod(&dep), run_pod(&dep)];
+    let records = [
+        [120.5, 3.0, 0.2, 14.0, 1.0, 0.0, 2.5, 0.0],
+        [9000.0, 1.0, 250.0, 2.0, 0.0, 1.0, 40.0, 1.0],
+    ];
+    let csv: String = records
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let flat: Vec<f64> = records.iter().flatten().copied().collect();
+    let want = model.score_rows(&flat, 2);
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let score = |url: &str| -> (Vec<f64>, String) {
+        let r = client
+            .post(format!("{url}/endpoints/card-fraud-prod/invocations"))
+            .header("content-type", "text/csv")
+            .body(csv.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v = r.headers()["x-rcfops-model-version"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let doc: Value = r.json().unwrap();
+        let s = doc["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["score"].as_f64().unwrap())
+            .collect();
+        (s, v)
+    };
+    let (a, va) = score(&pods[0].url);
+    let (b, vb) = score(&pods[1].url);
+    assert_eq!(a, want, "the version's scores");
+    assert_eq!(a, b, "replicas answer identically");
+    assert_eq!((va.as_str(), vb.as_str()), ("7", "7"));
+
+    // Load on both; then the first is taken out of the Service's endpoints, its preStop
+    // sleep runs (shortened here), and it gets SIGTERM. No request may fail.
+    let ready = Arc::new(Mutex::new(vec![pods[0].url.clone(), pods[1].url.clone()]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut load = Vec::new();
+    for t in 0..4 {
+        let (ready, stop, ok, failed, csv) = (
+            ready.clone(),
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            csv.clone(),
+        );
+        load.push(std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let mut i = t;
+            while !stop.load(Ordering::Relaxed) {
+                let url = {
+                    let r = ready.lock().unwrap();
+                    r[i % r.len()].clone()
+                };
+                i += 1;
+                match client
+                    .post(format!("{url}/invocations"))
+                    .header("content-type", "text/csv")
+                    .body(csv.clone())
+                    .send()
+                {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    ready.lock().unwrap().retain(|u| *u != pods[0].url);
+    std::thread::sleep(Duration::from_millis(300));
+    let [mut first, second] = pods;
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(first.child.id() as i32, libc::SIGTERM);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    let status = first.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed");
+    assert!(ok.load(Ordering::Relaxed) > 50, "the load ran");
+    let mut second = second;
+    let _ = second.child.kill();
+    let _ = second.child.wait();
+}
