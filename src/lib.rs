@@ -18,6 +18,7 @@
 //! - [`auth`]: SigV4 request signing and verification (pure), the AWS credentials-file format.
 //! - [`serve`]: the stage endpoints: accept loop (`server`), wire formats (`codec`), SageMaker errors, metrics.
 //! - [`k8s`]: a stage's Kubernetes manifests (Deployment, Service, HPA, PDB, kustomization), rendered pure and byte-stable.
+//! - [`envrepo`]: the GitOps environment repo: one level-triggered commit per change of a stage's rendered folder.
 //! - [`model`]: the deployable model and its artifact format; `model::preprocess` travels inside it.
 //! - [`artifacts`]: content-addressed, atomically written, digest-verified model files.
 //! - [`repo`]: everything learnt from git (through git2), and the approval tags the CLI makes.
@@ -34,6 +35,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod envrepo;
 pub mod failpoint;
 pub mod k8s;
 pub mod logging;
