@@ -201,6 +201,21 @@ impl Reconciler {
                 return false;
             }
         };
+        if let crate::config::DeployTarget::Kubernetes { .. } = self.stage_cfg(stage).target {
+            match self.render_to_env_repo(stage, target) {
+                Ok(commit) => {
+                    self.refused_deploys.remove(&(stage, target.unwrap_or(0)));
+                    if last != target {
+                        tracing::info!(stage = %stage, "{stage}: environment repo at {commit}");
+                    }
+                }
+                Err(e) => {
+                    self.problem(format!("{stage} on Kubernetes: {e}"));
+                    return false;
+                }
+            }
+            return self.record_if_changed(stage, last, target);
+        }
         let serving = ep.version();
         if serving != target {
             let deployed = match target {
@@ -248,6 +263,18 @@ impl Reconciler {
                 }
             }
         }
+        self.record_if_changed(stage, last, target)
+    }
+
+    fn stage_cfg(&self, stage: Stage) -> &crate::config::EndpointConfig {
+        match stage {
+            Stage::Staging => &self.cfg.staging,
+            Stage::Production => &self.cfg.production,
+        }
+    }
+
+    /// Records a change of what `stage` serves (the deployment history and its audit event).
+    fn record_if_changed(&mut self, stage: Stage, last: Option<i64>, target: Option<i64>) -> bool {
         if last != target {
             let reason = match (last, target) {
                 (Some(p), Some(n)) if n < p => format!("rolled back from v{p} to v{n}"),
@@ -262,6 +289,103 @@ impl Reconciler {
             }
         }
         true
+    }
+
+    /// Level-triggered: renders what `stage` should run into its folder of the environment
+    /// repo and commits when that changes the folder (a withdrawn stage's folder is removed).
+    /// Returns the commit that renders it.
+    fn render_to_env_repo(&mut self, stage: Stage, target: Option<i64>) -> Result<String, String> {
+        let k = self.cfg.kubernetes.clone().ok_or("no [kubernetes] table")?;
+        let group = self
+            .registry
+            .endpoint_group(stage)
+            .map_err(|e| e.to_string())?;
+        let env =
+            crate::envrepo::EnvRepo::init(&k.env_repo, &k.env_branch).map_err(|e| e.to_string())?;
+        let dir = format!("{group}/{stage}");
+        let Some(n) = target else {
+            return env
+                .converge(
+                    &dir,
+                    &[],
+                    &format!("{group} {stage}: withdrawn, no version to serve"),
+                )
+                .map(|c| c.commit().to_string())
+                .map_err(|e| e.to_string());
+        };
+        let v = self
+            .registry
+            .version(n)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("v{n} is not in the registry"))?;
+        // The artifact, content-addressed, where pods fetch it.
+        let bytes = self.store.get(&v.artifact_sha256)?;
+        let store = ArtifactStore::open(&k.artifact_store).map_err(|e| {
+            format!(
+                "cannot write the artifact store {}: {e}",
+                k.artifact_store.display()
+            )
+        })?;
+        store.put(&bytes).map_err(|e| {
+            format!(
+                "cannot write the artifact store {}: {e}",
+                k.artifact_store.display()
+            )
+        })?;
+        let action = match stage {
+            Stage::Staging => crate::domain::Action::Approve,
+            Stage::Production => crate::domain::Action::Promote,
+        };
+        let approvals = self.registry.approvals().map_err(|e| e.to_string())?;
+        let approval = approvals.iter().rev().find(|a| {
+            a.version == Some(n)
+                && a.action == Some(action)
+                && a.outcome == crate::domain::Outcome::Accepted
+        });
+        let approved_by = approval
+            .map(|a| format!("{} via {}", a.approver, a.method))
+            .unwrap_or_else(|| "a rollback".to_string());
+        let auth = self
+            .stage_cfg(stage)
+            .auth
+            .verifier()
+            .map(|ver| crate::k8s::PodAuth {
+                secret: k
+                    .credentials_secret
+                    .clone()
+                    .unwrap_or_else(|| format!("{group}-sigv4")),
+                region: ver.scope().region.clone(),
+                service: ver.scope().service.clone(),
+            });
+        let w = crate::k8s::Workload {
+            project: group.clone(),
+            stage,
+            version: n,
+            sha256: v.artifact_sha256.clone(),
+            approved_by: approved_by.clone(),
+            image: k.image.clone(),
+            namespace: k.namespace.clone(),
+            artifact_url: format!("{}/sha256-{}.rcfm", k.artifact_base_url, v.artifact_sha256),
+            min_replicas: k.min_replicas,
+            max_replicas: k.max_replicas,
+            cpu_request: k.cpu_request.clone(),
+            memory_request: k.memory_request.clone(),
+            cpu_limit: k.cpu_limit.clone(),
+            memory_limit: k.memory_limit.clone(),
+            auth,
+        };
+        let files = crate::k8s::render_files(&w);
+        let event = approval
+            .map(|a| format!("decision {} ({})", a.id, a.source))
+            .unwrap_or_else(|| "rollback".into());
+        let message = format!(
+            "{group} {stage}: v{n}\n\nartifact sha256 {}\napproved by {approved_by}\naudit: {stage} {event}\ncommit {}",
+            v.artifact_sha256, v.commit
+        );
+        crate::failpoint::hit("envrepo.before-commit");
+        env.converge(&dir, &files, &message)
+            .map(|c| c.commit().to_string())
+            .map_err(|e| e.to_string())
     }
 
     fn load(&self, n: i64) -> Result<Model, String> {
@@ -297,8 +421,18 @@ impl Reconciler {
                         ))
                     })
                     .unwrap_or_default();
+                let (base_url, wait_ready) = match &self.cfg.staging.target {
+                    crate::config::DeployTarget::Kubernetes { url } => (
+                        url.clone(),
+                        Some(std::time::Duration::from_millis(
+                            self.cfg.agent.rollout_timeout_ms,
+                        )),
+                    ),
+                    crate::config::DeployTarget::Local => (self.staging_url.clone(), None),
+                };
                 let target = stagetest::StagingTarget {
-                    base_url: &self.staging_url,
+                    base_url: &base_url,
+                    wait_ready,
                     endpoint_name: &name,
                     version: n,
                     latency_budget_ms: self.cfg.staging.latency_budget_ms,

@@ -22,6 +22,9 @@ pub struct StagingTarget<'a> {
     /// Certificates (DER) trusted beside the system's roots: the endpoint's own chain when it
     /// serves TLS.
     pub trust: &'a [Vec<u8>],
+    /// A stage rolled out elsewhere (Kubernetes): wait up to this long for `/ping` to answer
+    /// as `version` before testing; `None`: it must answer at once.
+    pub wait_ready: Option<Duration>,
 }
 
 /// An HTTP client for rcfops's own endpoints: no proxy, `timeout`, and `trust` added to the
@@ -109,6 +112,37 @@ pub async fn run(t: &StagingTarget<'_>, sample: &StagingSample) -> Result<String
     let client = client(Duration::from_secs(30), t.trust)?;
     let url = format!("{}/endpoints/{}/invocations", t.base_url, t.endpoint_name);
 
+    if let Some(limit) = t.wait_ready {
+        let deadline = Instant::now() + limit;
+        let mut last;
+        loop {
+            match client.get(format!("{}/ping", t.base_url)).send().await {
+                Ok(r)
+                    if r.status() == 200
+                        && check_version(r.headers(), t.version, "/ping").is_ok() =>
+                {
+                    break
+                }
+                Ok(r) => {
+                    last = format!(
+                        "answered {} as {:?}",
+                        r.status(),
+                        r.headers().get(VERSION_HEADER)
+                    )
+                }
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the staging Service at {} did not answer /ping as v{} within {} s (last: {last})",
+                    t.base_url,
+                    t.version,
+                    limit.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
     let ping = client
         .get(format!("{}/ping", t.base_url))
         .send()

@@ -745,6 +745,36 @@ fn config_toml_cases() {
             ]),
         },
         ConfigCase {
+            name: "deploy: unknown target",
+            text: b(format!("{base}\n[deploy.production]\ntarget = \"nomad\"\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23: `target`: \"nomad\" is not a deploy target: use \"local\" or \"kubernetes\""]),
+        },
+        ConfigCase {
+            name: "deploy: kubernetes without a url",
+            text: b(format!("{base}\n[deploy.production]\ntarget = \"kubernetes\"\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23: `target`: target = \"kubernetes\" needs url = \"http://...\""]),
+        },
+        ConfigCase {
+            name: "deploy: kubernetes without [kubernetes]",
+            text: b(format!("{base}\n[deploy.production]\ntarget = \"kubernetes\"\nurl = \"http://scoring.svc\"\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23: `target`: a kubernetes target needs a [kubernetes] table"]),
+        },
+        ConfigCase {
+            name: "kubernetes: no image",
+            text: b(format!("{base}\n[deploy.production]\ntarget = \"kubernetes\"\nurl = \"http://scoring.svc\"\n\n[kubernetes]\nenv_repo = \"env\"\nnamespace = \"fraud\"\nartifact_store = \"store\"\nartifact_base_url = \"https://a.example\"\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}: `image`: [kubernetes] needs image = \"registry.example/rcfops:TAG\""]),
+        },
+        ConfigCase {
+            name: "kubernetes: bad namespace",
+            text: b(format!("{base}\n[deploy.production]\ntarget = \"kubernetes\"\nurl = \"http://scoring.svc\"\n\n[kubernetes]\nenv_repo = \"env\"\nimage = \"r/i:1\"\nnamespace = \"Fraud_Scoring\"\nartifact_store = \"store\"\nartifact_base_url = \"https://a.example\"\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:29: `namespace`: \"Fraud_Scoring\" is not a Kubernetes namespace name"]),
+        },
+        ConfigCase {
             name: "endpoints: bad metrics_listen",
             text: b(rep(
                 &base,

@@ -19,6 +19,8 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rcfops");
 
+mod common;
+
 fn workload(artifact_url: &str, sha256: &str, auth: Option<PodAuth>) -> Workload {
     Workload {
         project: "card-fraud".into(),
@@ -309,10 +311,13 @@ struct Pod {
 }
 
 fn run_pod(dep: &Value) -> Pod {
+    run_pod_on(dep, free_port())
+}
+
+fn run_pod_on(dep: &Value, port: u16) -> Pod {
     let spec = &dep["spec"]["template"]["spec"];
     let empty_dir = tempfile::tempdir().unwrap();
     let mount = empty_dir.path().to_str().unwrap().to_string();
-    let port = free_port();
     let subst = |a: String| {
         a.replace(rcfops::k8s::MODEL_DIR, &mount)
             .replace("0.0.0.0:8080", &format!("127.0.0.1:{port}"))
@@ -487,4 +492,201 @@ fn the_rendered_deployment_runs_two_replicas_and_drains_one_under_load() {
     let mut second = second;
     let _ = second.child.kill();
     let _ = second.child.wait();
+}
+
+fn env_head(path: &Path) -> (String, String) {
+    let repo = git2::Repository::open(path).unwrap();
+    let c = repo.head().unwrap().peel_to_commit().unwrap();
+    (c.id().to_string(), c.message().unwrap_or("").to_string())
+}
+
+/// Production on Kubernetes through the environment repo: a promotion is a commit naming the
+/// version, digest and approver; a restart commits nothing; the rendered Deployment, run by the
+/// test's kubelet, serves the version's scores at the configured Service URL (`rcfops score`
+/// goes there); a rollback is a new commit rendering the earlier version.
+#[test]
+fn promotions_and_rollbacks_are_environment_repo_commits() {
+    let dirs = tempfile::tempdir().unwrap();
+    let env = dirs.path().join("env-repo");
+    let store = dirs.path().join("artifacts");
+    let port = free_port();
+    let extra = format!(
+        "[deploy.production]\ntarget = \"kubernetes\"\nurl = \"http://127.0.0.1:{port}\"\n\n\
+         [kubernetes]\nenv_repo = \"{}\"\nimage = \"registry.bank.example/rcfops:0.1.0\"\n\
+         namespace = \"fraud-scoring\"\nartifact_store = \"{}\"\nartifact_base_url = \"file://{}\"\n",
+        env.display(),
+        store.display(),
+        store.display()
+    );
+    let p = common::Project::new(&extra);
+    let mut agent = p.start();
+    p.v1_live();
+    let (c1, msg1) = env_head(&env);
+    let v1 = p.registry().version(1).unwrap().unwrap();
+    assert!(msg1.contains(": v1"), "{msg1}");
+    assert!(msg1.contains(&v1.artifact_sha256), "{msg1}");
+    assert!(msg1.contains("lead@bank.example"), "{msg1}");
+    assert!(store
+        .join(format!("sha256-{}.rcfm", v1.artifact_sha256))
+        .exists());
+    let group = p.status()["endpoints"]["production"]["name"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("-prod")
+        .to_string();
+    let folder = env.join(&group).join("production");
+    let dep: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(folder.join("deployment.yaml")).unwrap())
+            .unwrap();
+    let errs = errors(&dep);
+    assert!(errs.is_empty(), "{errs:#?}");
+    assert_eq!(
+        dep["spec"]["template"]["metadata"]["annotations"]["rcfops.dev/version"],
+        "1"
+    );
+
+    // A restart renders the same bytes: no commit.
+    agent.stop();
+    let mut agent = p.start();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(env_head(&env).0, c1, "a restart committed");
+
+    // The test's kubelet runs the rendered pod at the Service URL; rcfops score goes there.
+    let mut pod = run_pod_on(&dep, port);
+    let records = dirs.path().join("records.csv");
+    std::fs::write(&records, "120.5,3,0.2,14,1,0,2.5,0\n").unwrap();
+    let out = p.rcfops(&["score", "--stage", "production", records.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = Model::from_bytes(
+        &std::fs::read(store.join(format!("sha256-{}.rcfm", v1.artifact_sha256))).unwrap(),
+    )
+    .unwrap();
+    let want = model.score_rows(&[120.5, 3.0, 0.2, 14.0, 1.0, 0.0, 2.5, 0.0], 1)[0];
+    let got: f64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(got, want);
+    let _ = pod.child.kill();
+    let _ = pod.child.wait();
+
+    // v2 promoted, then production rolled back: two more commits, the last rendering v1.
+    p.commit_spec(|t| t.replace("seed = 42", "seed = 9"), "reseed");
+    p.wait_version(2);
+    p.approve_and_wait(2);
+    p.promote_and_wait(2);
+    let (c2, msg2) = env_head(&env);
+    assert_ne!(c2, c1);
+    assert!(msg2.contains(": v2"), "{msg2}");
+    let out = p.rcfops(&["rollback", "production", "--reason", "latency regression"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.wait_status("production back on v1", |s| {
+        common::stage_version(s, "production") == Some(1)
+    });
+    let ok = common::wait_until(Duration::from_secs(10), || env_head(&env).0 != c2);
+    assert!(ok, "no rollback commit");
+    let (c3, msg3) = env_head(&env);
+    assert!(msg3.contains(": v1"), "{msg3}");
+    assert_ne!(c3, c1, "a rollback is a new commit");
+    let dep: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(folder.join("deployment.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        dep["spec"]["template"]["metadata"]["annotations"]["rcfops.dev/version"],
+        "1"
+    );
+    agent.stop();
+}
+
+/// Staging on Kubernetes whose Service never answers: a failed staging test with the reason,
+/// after the bounded wait. A dirty environment repo: nothing committed, nothing recorded as
+/// deployed, and the reason in the log.
+#[test]
+fn an_unanswering_service_fails_staging_and_a_dirty_env_repo_is_refused() {
+    let dirs = tempfile::tempdir().unwrap();
+    let env = dirs.path().join("env-repo");
+    let store = dirs.path().join("artifacts");
+    let port = free_port();
+    let extra = format!(
+        "[deploy.staging]\ntarget = \"kubernetes\"\nurl = \"http://127.0.0.1:{port}\"\n\n\
+         [kubernetes]\nenv_repo = \"{}\"\nimage = \"registry.bank.example/rcfops:0.1.0\"\n\
+         namespace = \"fraud-scoring\"\nartifact_store = \"{}\"\nartifact_base_url = \"https://artifacts.bank.example\"\n",
+        env.display(),
+        store.display()
+    );
+    let p = common::Project::new(&extra);
+    let text = std::fs::read_to_string(&p.cfg_path).unwrap();
+    std::fs::write(
+        &p.cfg_path,
+        text.replace("[agent]\n", "[agent]\nrollout_timeout_ms = 1500\n"),
+    )
+    .unwrap();
+    let mut agent = p.start();
+    p.wait_version(1);
+    let v1 = p.version_commit(1);
+    p.tag("approve/v1", &v1, "dana@bank.example");
+    let s = p.wait_status("v1's staging tests", |s| {
+        s["versions"][0]["staging_tests"] == "Failed"
+    });
+    let detail = s["versions"][0]["staging_detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains(&format!(
+            "http://127.0.0.1:{port} did not answer /ping as v1 within 1 s"
+        )),
+        "{detail}"
+    );
+    // The rollout that was tested is in the environment repo's history.
+    let repo = git2::Repository::open(&env).unwrap();
+    let mut walk = repo.revwalk().unwrap();
+    walk.push_head().unwrap();
+    let messages: Vec<String> = walk
+        .map(|id| {
+            repo.find_commit(id.unwrap())
+                .unwrap()
+                .message()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("staging: v1")),
+        "{messages:?}"
+    );
+    agent.stop();
+
+    // A hand edit in the environment repo: the next render is refused, nothing committed.
+    let head = env_head(&env).0;
+    std::fs::write(env.join("NOTES.md"), "hand edit\n").unwrap();
+    let mut agent = p.start();
+    p.commit_spec(|t| t.replace("seed = 42", "seed = 9"), "reseed");
+    p.wait_version(2);
+    let v2 = p.version_commit(2);
+    p.tag("approve/v2", &v2, "dana@bank.example");
+    let ok = common::wait_until(Duration::from_secs(20), || {
+        p.agent_stderr().contains("uncommitted changes")
+    });
+    assert!(ok, "{}", p.agent_stderr());
+    assert_eq!(env_head(&env).0, head, "committed over a dirty repo");
+    assert_ne!(
+        common::stage_version(&p.status(), "staging"),
+        Some(2),
+        "recorded as deployed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.join("NOTES.md")).unwrap(),
+        "hand edit\n"
+    );
+    agent.stop();
 }

@@ -18,6 +18,11 @@ pub(super) fn cmd_score(cfg: &Config, stage: &str, file: Option<PathBuf>) -> Res
         Some(Stage::Production) => (production, &cfg.production),
         None => bail!("unknown stage {stage:?}: use `staging` or `production`"),
     };
+    // A stage on Kubernetes is called through its Service.
+    let url = match &ecfg.target {
+        crate::config::DeployTarget::Kubernetes { url } => url.clone(),
+        crate::config::DeployTarget::Local => url,
+    };
     let signer = ecfg.auth.verifier().map(|v| v.signer());
     let mut body = Vec::new();
     match &file {

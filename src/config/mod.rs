@@ -13,8 +13,10 @@ use serde::Deserialize;
 use crate::domain::Stage;
 
 mod auth;
+mod deploy;
 mod notify;
 pub use auth::{check_exposure, read_credentials, EndpointAuth};
+pub use deploy::{DeployTarget, KubernetesConfig};
 pub use notify::{NotifyConfig, SinkConfig, Target};
 
 /// The configuration as the agent uses it: absolute paths, parsed addresses.
@@ -31,6 +33,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// What the agent logs at start about this configuration (never a secret).
     pub warnings: Vec<String>,
+    /// `[kubernetes]`, when a stage deploys there.
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +76,8 @@ pub struct EndpointConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Serve HTTPS with this PEM certificate chain and key (re-read when they change).
     pub tls: Option<TlsPaths>,
+    /// Where the stage runs (`[deploy.<stage>]`).
+    pub target: DeployTarget,
 }
 
 /// `[endpoints.<stage>] tls_cert` and `tls_key`.
@@ -91,6 +97,8 @@ pub struct AgentConfig {
     pub run_every_commit: bool,
     /// Number of held-out records sent to staging by the staging tests.
     pub staging_test_records: usize,
+    /// How long the staging tests wait for a Kubernetes rollout to answer as the new version.
+    pub rollout_timeout_ms: u64,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -108,6 +116,9 @@ struct RawConfig {
     agent: RawAgent,
     #[serde(default)]
     notify: notify::RawNotify,
+    #[serde(default)]
+    deploy: deploy::RawDeploy,
+    kubernetes: Option<deploy::RawKubernetes>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +248,7 @@ struct RawAgent {
     resync_ms: u64,
     run_every_commit: bool,
     staging_test_records: usize,
+    rollout_timeout_ms: u64,
 }
 
 impl Default for RawAgent {
@@ -246,6 +258,7 @@ impl Default for RawAgent {
             resync_ms: 2000,
             run_every_commit: false,
             staging_test_records: 200,
+            rollout_timeout_ms: 600_000,
         }
     }
 }
@@ -400,13 +413,18 @@ impl Config {
                 auth,
                 metrics_listen,
                 tls,
+                target: DeployTarget::Local,
                 latency_budget_ms: r.latency_budget_ms,
                 shadow_percent,
                 min_shadow_records: r.min_shadow_records.unwrap_or(0),
             })
         };
-        let staging = endpoint(Stage::Staging, &raw.endpoints.staging)?;
-        let production = endpoint(Stage::Production, &raw.endpoints.production)?;
+        let mut staging = endpoint(Stage::Staging, &raw.endpoints.staging)?;
+        let mut production = endpoint(Stage::Production, &raw.endpoints.production)?;
+        let (st, pt, kubernetes) =
+            deploy::parse(&raw.deploy, raw.kubernetes.as_ref(), &resolve, &key_err)?;
+        staging.target = st;
+        production.target = pt;
         if staging.listen == production.listen && staging.listen.port() != 0 {
             return Err(key_err(
                 "endpoints.production.listen",
@@ -455,6 +473,7 @@ impl Config {
         Ok(Config {
             source: None,
             warnings,
+            kubernetes,
             notify,
             repo: RepoConfig {
                 path: repo_path,
@@ -478,6 +497,7 @@ impl Config {
                 resync_ms: raw.agent.resync_ms,
                 run_every_commit: raw.agent.run_every_commit,
                 staging_test_records: raw.agent.staging_test_records,
+                rollout_timeout_ms: raw.agent.rollout_timeout_ms,
             },
         })
     }
