@@ -174,6 +174,28 @@ impl EnvRepo {
         Ok(true)
     }
 
+    /// The newest commit on the branch that changed `dir`: the one that renders what it
+    /// holds now.
+    pub fn last_change(&self, dir: &str) -> Result<Option<String>, EnvRepoError> {
+        let git = self.git();
+        let entry_id = |c: &git2::Commit<'_>| -> Option<Oid> {
+            c.tree().ok()?.get_path(Path::new(dir)).ok().map(|e| e.id())
+        };
+        let mut walk = self.repo.revwalk().map_err(&git)?;
+        walk.push_ref(&format!("refs/heads/{}", self.branch))
+            .map_err(&git)?;
+        walk.simplify_first_parent().map_err(&git)?;
+        for id in walk {
+            let c = self.repo.find_commit(id.map_err(&git)?).map_err(&git)?;
+            let mine = entry_id(&c);
+            let parent = c.parent(0).ok().and_then(|p| entry_id(&p));
+            if mine != parent {
+                return Ok(Some(c.id().to_string()));
+            }
+        }
+        Ok(None)
+    }
+
     /// The branch head commit.
     pub fn head(&self) -> Result<String, EnvRepoError> {
         let c = self
@@ -234,6 +256,7 @@ impl EnvRepo {
                 &[&head],
             )
             .map_err(&git)?;
+        crate::failpoint::hit("envrepo.after-ref");
         // The work tree follows the branch (it was clean, so nothing is lost).
         self.repo
             .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))

@@ -16,6 +16,8 @@
 //! | `promote.before-deploy` | a promotion is accepted, production not yet swapped |
 //! | `notify.before-send` | an event is committed to the outbox, not yet sent to a sink |
 //! | `notify.after-send` | a sink answered 2xx, the delivery is not yet recorded |
+//! | `envrepo.before-commit` | a Kubernetes stage's folder is rendered, not yet committed |
+//! | `envrepo.after-ref` | the environment repo's branch points at the new commit, the work tree is not yet checked out |
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -32,6 +34,9 @@ pub const POINTS: &[&str] = &[
     "notify.before-send",
     "notify.after-send",
 ];
+
+/// The failure points of a Kubernetes deploy target (reached only with one configured).
+pub const KUBERNETES_POINTS: &[&str] = &["envrepo.before-commit", "envrepo.after-ref"];
 
 fn table() -> &'static HashMap<String, String> {
     static T: OnceLock<HashMap<String, String>> = OnceLock::new();

@@ -519,6 +519,18 @@ fn promotions_and_rollbacks_are_environment_repo_commits() {
         store.display()
     );
     let p = common::Project::new(&extra);
+    // `rcfops init` created the environment repo with an empty first commit.
+    let (c0, _) = env_head(&env);
+    assert_eq!(
+        git2::Repository::open(&env)
+            .unwrap()
+            .find_commit(git2::Oid::from_str(&c0).unwrap())
+            .unwrap()
+            .tree()
+            .unwrap()
+            .len(),
+        0
+    );
     let mut agent = p.start();
     p.v1_live();
     let (c1, msg1) = env_head(&env);
@@ -545,6 +557,13 @@ fn promotions_and_rollbacks_are_environment_repo_commits() {
         "1"
     );
 
+    // status names the commit that renders production, and its Service URL.
+    let st = p.status();
+    assert_eq!(st["endpoints"]["production"]["env_commit"], c1.as_str());
+    assert_eq!(
+        st["endpoints"]["production"]["url"],
+        format!("http://127.0.0.1:{port}").as_str()
+    );
     // A restart renders the same bytes: no commit.
     agent.stop();
     let mut agent = p.start();
@@ -689,4 +708,57 @@ fn an_unanswering_service_fails_staging_and_a_dirty_env_repo_is_refused() {
         "hand edit\n"
     );
     agent.stop();
+}
+
+/// kill -9 (SIGABRT) at each environment-repo failure point during a promotion: after the
+/// restart the promotion is committed exactly once and the work tree matches it.
+#[test]
+fn a_crash_at_each_env_repo_point_commits_the_promotion_exactly_once() {
+    use std::os::unix::process::ExitStatusExt;
+    for &point in rcfops::failpoint::KUBERNETES_POINTS {
+        let dirs = tempfile::tempdir().unwrap();
+        let env = dirs.path().join("env-repo");
+        let store = dirs.path().join("artifacts");
+        let extra = format!(
+            "[deploy.production]\ntarget = \"kubernetes\"\nurl = \"http://127.0.0.1:9\"\n\n\
+             [kubernetes]\nenv_repo = \"{}\"\nimage = \"r.example/rcfops:1\"\n\
+             namespace = \"fraud\"\nartifact_store = \"{}\"\nartifact_base_url = \"https://a.example\"\n",
+            env.display(),
+            store.display()
+        );
+        let p = common::Project::new(&extra);
+        let spec = format!("{point}=abort");
+        let mut agent = p.start_with(&[("RCFOPS_FAILPOINTS", spec.as_str())]);
+        p.wait_version(1);
+        p.approve_and_wait(1);
+        p.promote_tag(1, "lead@bank.example");
+        let status = agent
+            .wait_exit(Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{point} not reached: {}", p.agent_stderr()));
+        assert_eq!(status.signal(), Some(6), "{point}: {status:?}");
+        drop(agent);
+        let mut agent = p.start();
+        p.wait_status("production on v1", |s| {
+            common::stage_version(s, "production") == Some(1)
+        });
+        let repo = git2::Repository::open(&env).unwrap();
+        let mut walk = repo.revwalk().unwrap();
+        walk.push_head().unwrap();
+        let v1_commits = walk
+            .filter(|id| {
+                repo.find_commit(*id.as_ref().unwrap())
+                    .unwrap()
+                    .message()
+                    .unwrap()
+                    .contains("production: v1")
+            })
+            .count();
+        assert_eq!(v1_commits, 1, "{point}");
+        let statuses = repo.statuses(None).unwrap();
+        assert!(
+            statuses.iter().all(|s| s.status() == git2::Status::CURRENT),
+            "{point}: the work tree does not match the commit"
+        );
+        agent.stop();
+    }
 }

@@ -76,6 +76,8 @@ pub fn endpoint_urls(cfg: &Config) -> (String, String) {
 pub enum AgentError {
     #[error("another rcfops agent is already running on {}; stop it first (one agent per state folder)", .0.display())]
     AlreadyRunning(PathBuf),
+    #[error(transparent)]
+    EnvRepo(#[from] crate::envrepo::EnvRepoError),
     #[error("cannot serve TLS on the {stage} endpoint: {reason}; fix [endpoints.{stage}] tls_cert / tls_key")]
     Tls { stage: Stage, reason: String },
     #[error("cannot listen on {addr} for the {stage} endpoint; is another program using it? Set [endpoints.{stage}] listen in the config")]
@@ -107,11 +109,28 @@ fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error)
 
 /// Creates the model repo from the template unless it exists. Returns true if created.
 pub fn init_repo(cfg: &Config) -> Result<bool, AgentError> {
+    init_env_repo(cfg)?;
     if cfg.repo.path.join(".git").exists() {
         return Ok(false);
     }
     ModelRepo::init_from_template(&cfg.repo.template, &cfg.repo.path, &cfg.repo.branch)?;
     Ok(true)
+}
+
+/// With a Kubernetes stage: creates the environment repo (an empty first commit on
+/// `env_branch`) when it does not exist.
+fn init_env_repo(cfg: &Config) -> Result<(), AgentError> {
+    if let Some(k) = &cfg.kubernetes {
+        if git2::Repository::open(&k.env_repo).is_err() {
+            crate::envrepo::EnvRepo::init(&k.env_repo, &k.env_branch)?;
+            tracing::info!(
+                "created the environment repo {} (branch {})",
+                k.env_repo.display(),
+                k.env_branch
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Runs the agent until `shutdown` resolves.

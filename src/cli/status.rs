@@ -84,6 +84,10 @@ pub struct EndpointDoc {
     /// Production only: the rollback that holds it, until the next promotion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rolled_back: Option<Option<RollbackDoc>>,
+    /// A stage on Kubernetes: the environment repo commit that renders it (`null` before the
+    /// first render).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_commit: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -167,11 +171,26 @@ pub fn status_doc(cfg: &Config, reg: &Registry) -> Result<StatusDoc> {
         })
         .collect();
     let endpoint = |stage: Stage, url: String, version: Option<i64>| -> Result<EndpointDoc> {
+        let group = reg.endpoint_group(stage)?;
+        let ecfg = match stage {
+            Stage::Staging => &cfg.staging,
+            Stage::Production => &cfg.production,
+        };
+        let (url, env_commit) = match (&ecfg.target, &cfg.kubernetes) {
+            (crate::config::DeployTarget::Kubernetes { url }, Some(k)) => {
+                let commit = crate::envrepo::EnvRepo::open(&k.env_repo, &k.env_branch)
+                    .ok()
+                    .and_then(|e| e.last_change(&format!("{group}/{stage}")).ok().flatten());
+                (url.clone(), Some(commit))
+            }
+            _ => (url, None),
+        };
         Ok(EndpointDoc {
-            name: stage.endpoint_name(&reg.endpoint_group(stage)?),
+            name: stage.endpoint_name(&group),
             url,
             version,
             rolled_back: None,
+            env_commit,
         })
     };
     let mut production_ep = endpoint(Stage::Production, production_url, production)?;
@@ -284,8 +303,13 @@ pub fn status_table(doc: &StatusDoc) -> String {
             ),
             None => String::new(),
         };
+        let env = match &e.env_commit {
+            Some(Some(c)) => format!("  (environment repo {})", &c[..12.min(c.len())]),
+            Some(None) => "  (environment repo: not rendered yet)".into(),
+            None => String::new(),
+        };
         out.push_str(&format!(
-            "{:<11} {:<28} {:<28} {}{held}\n",
+            "{:<11} {:<28} {:<28} {}{held}{env}\n",
             stage.as_str(),
             e.name,
             e.url,
