@@ -762,3 +762,33 @@ fn a_crash_at_each_env_repo_point_commits_the_promotion_exactly_once() {
         agent.stop();
     }
 }
+
+/// An artifact store that cannot be written: the promotion is not rendered, nothing is
+/// committed, production is not recorded as serving it, and the log says why.
+#[test]
+fn an_unwritable_artifact_store_commits_nothing() {
+    let dirs = tempfile::tempdir().unwrap();
+    let env = dirs.path().join("env-repo");
+    let store = dirs.path().join("store-is-a-file");
+    std::fs::write(&store, "not a folder\n").unwrap();
+    let extra = format!(
+        "[deploy.production]\ntarget = \"kubernetes\"\nurl = \"http://127.0.0.1:9\"\n\n\
+         [kubernetes]\nenv_repo = \"{}\"\nimage = \"r.example/rcfops:1\"\n\
+         namespace = \"fraud\"\nartifact_store = \"{}\"\nartifact_base_url = \"https://a.example\"\n",
+        env.display(),
+        store.display()
+    );
+    let p = common::Project::new(&extra);
+    let head = env_head(&env).0;
+    let mut agent = p.start();
+    p.wait_version(1);
+    p.approve_and_wait(1);
+    p.promote_tag(1, "lead@bank.example");
+    let ok = common::wait_until(Duration::from_secs(20), || {
+        p.agent_stderr().contains("cannot write the artifact store")
+    });
+    assert!(ok, "{}", p.agent_stderr());
+    assert_eq!(env_head(&env).0, head);
+    assert_eq!(common::stage_version(&p.status(), "production"), None);
+    agent.stop();
+}
