@@ -202,19 +202,16 @@ impl Reconciler {
             }
         };
         if let crate::config::DeployTarget::Kubernetes { .. } = self.stage_cfg(stage).target {
-            match self.render_to_env_repo(stage, target) {
+            return match self.render_to_env_repo(stage, target) {
                 Ok(commit) => {
-                    self.refused_deploys.remove(&(stage, target.unwrap_or(0)));
-                    if last != target {
-                        tracing::info!(stage = %stage, "{stage}: environment repo at {commit}");
-                    }
+                    let via = format!("environment repo commit {commit}");
+                    self.record_if_changed(stage, last, target, Some(&via))
                 }
                 Err(e) => {
                     self.problem(format!("{stage} on Kubernetes: {e}"));
-                    return false;
+                    false
                 }
-            }
-            return self.record_if_changed(stage, last, target);
+            };
         }
         let serving = ep.version();
         if serving != target {
@@ -263,7 +260,7 @@ impl Reconciler {
                 }
             }
         }
-        self.record_if_changed(stage, last, target)
+        self.record_if_changed(stage, last, target, None)
     }
 
     fn stage_cfg(&self, stage: Stage) -> &crate::config::EndpointConfig {
@@ -274,15 +271,25 @@ impl Reconciler {
     }
 
     /// Records a change of what `stage` serves (the deployment history and its audit event).
-    fn record_if_changed(&mut self, stage: Stage, last: Option<i64>, target: Option<i64>) -> bool {
+    /// `via`: where the change went out (a Kubernetes stage's environment-repo commit).
+    fn record_if_changed(
+        &mut self,
+        stage: Stage,
+        last: Option<i64>,
+        target: Option<i64>,
+        via: Option<&str>,
+    ) -> bool {
         if last != target {
-            let reason = match (last, target) {
+            let mut reason = match (last, target) {
                 (Some(p), Some(n)) if n < p => format!("rolled back from v{p} to v{n}"),
                 (Some(p), Some(n)) => format!("v{p} replaced by v{n}"),
                 (None, Some(n)) => format!("v{n} deployed"),
                 (Some(p), None) => format!("v{p} withdrawn; no version left for {stage}"),
                 (None, None) => unreachable!("last != target"),
             };
+            if let Some(via) = via {
+                reason.push_str(&format!(" ({via})"));
+            }
             tracing::info!(stage = %stage, version = target, "{stage}: {reason}");
             if let Err(e) = self.registry.record_deployment(stage, target, &reason) {
                 self.problem(e.to_string());

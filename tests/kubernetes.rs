@@ -564,6 +564,12 @@ fn promotions_and_rollbacks_are_environment_repo_commits() {
         st["endpoints"]["production"]["url"],
         format!("http://127.0.0.1:{port}").as_str()
     );
+    // The deployment's audit event names the commit.
+    let audit = String::from_utf8(p.rcfops(&["audit", "--json"]).stdout).unwrap();
+    assert!(
+        audit.contains(&format!("environment repo commit {c1}")),
+        "{audit}"
+    );
     // A restart renders the same bytes: no commit.
     agent.stop();
     let mut agent = p.start();
