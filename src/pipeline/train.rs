@@ -241,10 +241,18 @@ pub fn train_and_evaluate(
         },
         forest,
     };
-    let flat: Vec<f64> = x_test_raw.iter().copied().collect();
-    let scores = model
-        .try_score_rows(&flat, test_rows.len())
-        .map_err(|(r, j, raw)| out_of_range(&data.features[j], test_rows[r], raw, f32::INFINITY))?;
+    // With no held-out split the evaluation rows are the training rows, already scored
+    // (bit-identical to scoring them through the model: same preprocessing, same trees).
+    let scores = if test_rows == train_rows {
+        train_scores
+    } else {
+        let flat: Vec<f64> = x_test_raw.iter().copied().collect();
+        model
+            .try_score_rows(&flat, test_rows.len())
+            .map_err(|(r, j, raw)| {
+                out_of_range(&data.features[j], test_rows[r], raw, f32::INFINITY)
+            })?
+    };
     let score_ms = ms(t);
 
     let metrics = Metrics::evaluate(&scores, &test_labels, threshold, train_rows.len());
@@ -289,4 +297,51 @@ fn out_of_range(feature: &str, row: usize, raw: f64, scaled: f32) -> String {
         "line {}, column {feature:?}: {raw:e} becomes {scaled} after preprocessing, outside the model's 32-bit range (±3.4e38); fix the value or log-transform the column",
         row + 2
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a held-out split the training scores are reused, and they are exactly what
+    /// the deployed model answers for those rows (what the staging tests compare).
+    #[test]
+    fn no_split_reuses_the_training_scores_bit_for_bit() {
+        let n = 600;
+        let mut s = 11u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let labels: Vec<bool> = (0..n).map(|i| i % 50 == 0).collect();
+        let x = Array2::from_shape_fn((n, 3), |(i, j)| {
+            next() * 10.0
+                + if labels[i] {
+                    40.0 * (j + 1) as f64
+                } else {
+                    0.0
+                }
+        });
+        let data = Dataset {
+            features: vec!["a".into(), "b".into(), "c".into()],
+            x,
+            labels,
+        };
+        let pre = PreprocessSpec {
+            scaling: crate::pipeline::spec::Scaling::Robust,
+            log_transform: vec!["b".into()],
+        };
+        let config = rcf_core::ForestConfig {
+            num_trees: 50,
+            num_samples_per_tree: 64,
+            ..rcf_core::ForestConfig::default()
+        };
+        let t = train_and_evaluate(&data, &pre, config, 0.0, 7, 10).unwrap();
+        assert_eq!(t.held_out.rows.len(), n);
+        let flat: Vec<f64> = data.x.iter().copied().collect();
+        let direct = t.model.score_rows(&flat, n);
+        assert_eq!(t.held_out.scores, direct);
+    }
 }
