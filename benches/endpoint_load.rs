@@ -9,6 +9,9 @@
 //! RCFOPS_BENCH_CLIENT_THREADS (1), RCFOPS_BENCH_SINGLE_CONNS (32), RCFOPS_BENCH_BATCH_CONNS (4),
 //! RCFOPS_BENCH_ONLY (`single`, `shadow`, `batch` or `sigv4`: run one workload).
 //!
+//! The line after the table also gives single-record `/invocations` req/s as a ratio of the
+//! same server's `GET /ping` req/s (run right after it).
+//!
 //! The `SigV4` rows are the single-record workload against an endpoint with SigV4 off and one
 //! with it on, alternating, twice each; the line after the table gives the req/s ratio.
 //!
@@ -147,9 +150,14 @@ async fn drive_with(
                 if t0 >= end {
                     break;
                 }
-                let mut req = hyper::Request::post("/invocations")
-                    .header("host", "bench")
-                    .header("content-type", "text/csv");
+                // An empty body with no records is a `GET /ping` (the server's HTTP floor).
+                let mut req = if records == 0 {
+                    hyper::Request::get("/ping").header("host", "bench")
+                } else {
+                    hyper::Request::post("/invocations")
+                        .header("host", "bench")
+                        .header("content-type", "text/csv")
+                };
                 for (n, v) in extra.iter() {
                     req = req.header(*n, v.as_str());
                 }
@@ -172,7 +180,7 @@ async fn drive_with(
         run.requests += n;
         run.lat.extend(lat);
     }
-    run.records = run.requests * records;
+    run.records = run.requests * records.max(1);
     run.lat.sort_unstable();
     run
 }
@@ -290,6 +298,12 @@ fn main() {
         ))
     } else {
         skip
+    };
+    // The same server's `GET /ping` rate: what HTTP alone costs, beside the single-record run.
+    let ping = if only.is_empty() || only == "single" {
+        client_rt.block_on(drive(addr, Bytes::new(), 0, single_conns, secs, None))
+    } else {
+        Run::empty(secs)
     };
     let shadowed = if only.is_empty() || only == "shadow" {
         client_rt.block_on(drive(
@@ -471,6 +485,15 @@ fn main() {
     println!(
         "raw rec/s: Model::score_rows on one thread, 1 record a call (single) or 1,000 (batch)"
     );
+    if single.requests > 0 && ping.requests > 0 {
+        println!(
+            "single-record POST /invocations ÷ GET /ping on the same server: {:.2} of the req/s ({:.0} vs {:.0}); ping p99 {:.3} ms",
+            (single.requests as f64 / single.secs) / (ping.requests as f64 / ping.secs),
+            single.requests as f64 / single.secs,
+            ping.requests as f64 / ping.secs,
+            ping.pct(0.99)
+        );
+    }
     if sigv4_plain.requests > 0 && sigv4_on.requests > 0 {
         println!(
             "SigV4: single-record req/s with verification on ÷ off = {:.3} (alternating runs, same process); p99 on ÷ off = {:.2}",
