@@ -201,7 +201,7 @@ impl Reconciler {
                 return false;
             }
         };
-        if let crate::config::DeployTarget::Kubernetes { .. } = self.stage_cfg(stage).target {
+        if let crate::config::DeployTarget::Kubernetes { .. } = self.cfg.endpoint(stage).target {
             return match self.render_to_env_repo(stage, target) {
                 Ok(commit) => {
                     let via = format!("environment repo commit {commit}");
@@ -261,13 +261,6 @@ impl Reconciler {
             }
         }
         self.record_if_changed(stage, last, target, None)
-    }
-
-    fn stage_cfg(&self, stage: Stage) -> &crate::config::EndpointConfig {
-        match stage {
-            Stage::Staging => &self.cfg.staging,
-            Stage::Production => &self.cfg.production,
-        }
     }
 
     /// Records a change of what `stage` serves (the deployment history and its audit event).
@@ -353,7 +346,8 @@ impl Reconciler {
             .map(|a| format!("{} via {}", a.approver, a.method))
             .unwrap_or_else(|| "a rollback".to_string());
         let auth = self
-            .stage_cfg(stage)
+            .cfg
+            .endpoint(stage)
             .auth
             .verifier()
             .map(|ver| crate::k8s::PodAuth {
@@ -417,17 +411,7 @@ impl Reconciler {
             Some(sample) => {
                 let name = self.staging.name();
                 let signer = self.cfg.staging.auth.verifier().map(|v| v.signer());
-                let trust = self
-                    .cfg
-                    .staging
-                    .tls
-                    .as_ref()
-                    .map(|t| {
-                        crate::serve::tls::chain_der(&crate::serve::tls::TlsFiles::new(
-                            &t.cert, &t.key,
-                        ))
-                    })
-                    .unwrap_or_default();
+                let trust = stagetest::trust_for(&self.cfg.staging);
                 let (base_url, wait_ready) = match &self.cfg.staging.target {
                     crate::config::DeployTarget::Kubernetes { url } => (
                         url.clone(),

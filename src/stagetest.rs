@@ -27,6 +27,15 @@ pub struct StagingTarget<'a> {
     pub wait_ready: Option<Duration>,
 }
 
+/// What rcfops's own clients trust for a stage beside the system's roots: the certificates
+/// of its `tls_cert` (end the chain with the CA), or nothing without TLS.
+pub fn trust_for(ecfg: &crate::config::EndpointConfig) -> Vec<Vec<u8>> {
+    ecfg.tls
+        .as_ref()
+        .map(|t| crate::serve::tls::chain_der(&crate::serve::tls::TlsFiles::new(&t.cert, &t.key)))
+        .unwrap_or_default()
+}
+
 /// An HTTP client for rcfops's own endpoints: no proxy, `timeout`, and `trust` added to the
 /// system's roots.
 pub fn client(timeout: Duration, trust: &[Vec<u8>]) -> Result<reqwest::Client, String> {

@@ -533,28 +533,6 @@ fn boto3_sagemaker_runtime_client_gets_the_same_scores() {
     );
 }
 
-/// The sample repo's model, trained in-process exactly as the pipeline trains it.
-fn sample_model() -> Model {
-    let root = sample_repo();
-    let spec = rcfops::pipeline::spec::PipelineSpec::parse(
-        &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
-    )
-    .unwrap();
-    let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
-    let table = rcfops::pipeline::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
-    let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
-    rcfops::pipeline::train_and_evaluate(
-        &data,
-        &spec.preprocess,
-        spec.forest_config(),
-        spec.evaluation.test_fraction,
-        spec.evaluation.split_seed,
-        0,
-    )
-    .unwrap()
-    .model
-}
-
 /// Reads an HTTP/1.1 answer (head and Content-Length body) or EOF; None on EOF/reset.
 fn read_answer(s: &mut TcpStream) -> Option<String> {
     let mut buf = Vec::new();

@@ -5,7 +5,6 @@
 //! identically, and one stopped under load drops no request.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -238,56 +237,6 @@ fn a_broken_object_is_caught() {
     assert!(!errors(&hpa).is_empty());
 }
 
-fn sample_model() -> Model {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-repo");
-    let spec = rcfops::pipeline::spec::PipelineSpec::parse(
-        &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
-    )
-    .unwrap();
-    let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
-    let table = rcfops::pipeline::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
-    let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
-    rcfops::pipeline::train_and_evaluate(
-        &data,
-        &spec.preprocess,
-        spec.forest_config(),
-        spec.evaluation.test_fraction,
-        spec.evaluation.split_seed,
-        0,
-    )
-    .unwrap()
-    .model
-}
-
-/// An artifact store: a plain HTTP server for one file, on a real port.
-fn artifact_server(name: String, bytes: Vec<u8>) -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            let mut buf = [0u8; 4096];
-            let n = c.read(&mut buf).unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let ok = req.starts_with(&format!("GET /{name} "));
-            let (status, body): (&str, &[u8]) = if ok {
-                ("200 OK", &bytes)
-            } else {
-                ("404 Not Found", b"")
-            };
-            let _ = c.write_all(
-                format!(
-                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-            let _ = c.write_all(body);
-        }
-    });
-    format!("http://{addr}")
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -374,11 +323,11 @@ fn run_pod_on(dep: &Value, port: u16) -> Pod {
 
 #[test]
 fn the_rendered_deployment_runs_two_replicas_and_drains_one_under_load() {
-    let model = sample_model();
+    let model = common::sample_model();
     let bytes = model.to_bytes();
     let sha = rcfops::artifacts::sha256_hex(&bytes);
     let name = format!("sha256-{sha}.rcfm");
-    let store = artifact_server(name.clone(), bytes);
+    let store = common::http_file_server(bytes, None);
     let w = workload(&format!("{store}/{name}"), &sha, None);
     let files = render_files(&w);
     let dep: Value = serde_yaml::from_str(&files[1].1).unwrap();
@@ -494,6 +443,24 @@ fn the_rendered_deployment_runs_two_replicas_and_drains_one_under_load() {
     let _ = second.child.wait();
 }
 
+/// Config tables putting `stage` on Kubernetes: its Service at `url`, the environment repo
+/// and artifact store at `env` and `store`, pods fetching from `artifact_base_url`.
+fn kube_tables(
+    stage: &str,
+    url: &str,
+    env: &Path,
+    store: &Path,
+    artifact_base_url: &str,
+) -> String {
+    format!(
+        "[deploy.{stage}]\ntarget = \"kubernetes\"\nurl = \"{url}\"\n\n\
+         [kubernetes]\nenv_repo = \"{}\"\nimage = \"registry.bank.example/rcfops:0.1.0\"\n\
+         namespace = \"fraud-scoring\"\nartifact_store = \"{}\"\nartifact_base_url = \"{artifact_base_url}\"\n",
+        env.display(),
+        store.display()
+    )
+}
+
 fn env_head(path: &Path) -> (String, String) {
     let repo = git2::Repository::open(path).unwrap();
     let c = repo.head().unwrap().peel_to_commit().unwrap();
@@ -510,13 +477,12 @@ fn promotions_and_rollbacks_are_environment_repo_commits() {
     let env = dirs.path().join("env-repo");
     let store = dirs.path().join("artifacts");
     let port = free_port();
-    let extra = format!(
-        "[deploy.production]\ntarget = \"kubernetes\"\nurl = \"http://127.0.0.1:{port}\"\n\n\
-         [kubernetes]\nenv_repo = \"{}\"\nimage = \"registry.bank.example/rcfops:0.1.0\"\n\
-         namespace = \"fraud-scoring\"\nartifact_store = \"{}\"\nartifact_base_url = \"file://{}\"\n",
-        env.display(),
-        store.display(),
-        store.display()
+    let extra = kube_tables(
+        "production",
+        &format!("http://127.0.0.1:{port}"),
+        &env,
+        &store,
+        &format!("file://{}", store.display()),
     );
     let p = common::Project::new(&extra);
     // `rcfops init` created the environment repo with an empty first commit.
@@ -641,12 +607,12 @@ fn an_unanswering_service_fails_staging_and_a_dirty_env_repo_is_refused() {
     let env = dirs.path().join("env-repo");
     let store = dirs.path().join("artifacts");
     let port = free_port();
-    let extra = format!(
-        "[deploy.staging]\ntarget = \"kubernetes\"\nurl = \"http://127.0.0.1:{port}\"\n\n\
-         [kubernetes]\nenv_repo = \"{}\"\nimage = \"registry.bank.example/rcfops:0.1.0\"\n\
-         namespace = \"fraud-scoring\"\nartifact_store = \"{}\"\nartifact_base_url = \"https://artifacts.bank.example\"\n",
-        env.display(),
-        store.display()
+    let extra = kube_tables(
+        "staging",
+        &format!("http://127.0.0.1:{port}"),
+        &env,
+        &store,
+        "https://artifacts.bank.example",
     );
     let p = common::Project::new(&extra);
     let text = std::fs::read_to_string(&p.cfg_path).unwrap();
@@ -725,12 +691,12 @@ fn a_crash_at_each_env_repo_point_commits_the_promotion_exactly_once() {
         let dirs = tempfile::tempdir().unwrap();
         let env = dirs.path().join("env-repo");
         let store = dirs.path().join("artifacts");
-        let extra = format!(
-            "[deploy.production]\ntarget = \"kubernetes\"\nurl = \"http://127.0.0.1:9\"\n\n\
-             [kubernetes]\nenv_repo = \"{}\"\nimage = \"r.example/rcfops:1\"\n\
-             namespace = \"fraud\"\nartifact_store = \"{}\"\nartifact_base_url = \"https://a.example\"\n",
-            env.display(),
-            store.display()
+        let extra = kube_tables(
+            "production",
+            "http://127.0.0.1:9",
+            &env,
+            &store,
+            "https://a.example",
         );
         let p = common::Project::new(&extra);
         let spec = format!("{point}=abort");
@@ -777,12 +743,12 @@ fn an_unwritable_artifact_store_commits_nothing() {
     let env = dirs.path().join("env-repo");
     let store = dirs.path().join("store-is-a-file");
     std::fs::write(&store, "not a folder\n").unwrap();
-    let extra = format!(
-        "[deploy.production]\ntarget = \"kubernetes\"\nurl = \"http://127.0.0.1:9\"\n\n\
-         [kubernetes]\nenv_repo = \"{}\"\nimage = \"r.example/rcfops:1\"\n\
-         namespace = \"fraud\"\nartifact_store = \"{}\"\nartifact_base_url = \"https://a.example\"\n",
-        env.display(),
-        store.display()
+    let extra = kube_tables(
+        "production",
+        "http://127.0.0.1:9",
+        &env,
+        &store,
+        "https://a.example",
     );
     let p = common::Project::new(&extra);
     let head = env_head(&env).0;

@@ -2,6 +2,8 @@
 //! and one line; refuses to answer unsigned requests on a network address; checks SigV4 with a
 //! mounted credentials file; and on SIGTERM finishes the request in flight, then exits.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -11,27 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 use rcfops::model::Model;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rcfops");
-
-fn sample_model() -> Model {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-repo");
-    let spec = rcfops::pipeline::spec::PipelineSpec::parse(
-        &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
-    )
-    .unwrap();
-    let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
-    let table = rcfops::pipeline::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
-    let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
-    rcfops::pipeline::train_and_evaluate(
-        &data,
-        &spec.preprocess,
-        spec.forest_config(),
-        spec.evaluation.test_fraction,
-        spec.evaluation.split_seed,
-        0,
-    )
-    .unwrap()
-    .model
-}
 
 /// A model folder as SageMaker lays it out: `<dir>/model/model.rcfm`.
 fn model_dir(dir: &Path, model: &Model) -> (PathBuf, String) {
@@ -93,7 +74,7 @@ fn one_line_error(out: &std::process::Output, want: &str) {
 #[test]
 fn damaged_or_unexpected_models_and_open_network_addresses_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (folder, sha) = model_dir(dir.path(), &sample_model());
+    let (folder, sha) = model_dir(dir.path(), &common::sample_model());
     let file = folder.join("model.rcfm");
     let f = file.to_str().unwrap();
     let wrong = "0".repeat(64);
@@ -144,7 +125,7 @@ fn request(addr: &str, head: &str, body: &[u8]) -> String {
 #[test]
 fn sigv4_from_a_mounted_file_and_sigterm_drains_the_request_in_flight() {
     let dir = tempfile::tempdir().unwrap();
-    let model = sample_model();
+    let model = common::sample_model();
     let (folder, sha) = model_dir(dir.path(), &model);
     let creds = dir.path().join("credentials");
     std::fs::write(
@@ -266,25 +247,6 @@ fn sigv4_from_a_mounted_file_and_sigterm_drains_the_request_in_flight() {
     assert!(status.success(), "{status:?}");
 }
 
-/// A one-shot HTTP server on a real port: answers one GET with `body`, or with only the first
-/// `cut` bytes of it under the full Content-Length (a download cut off).
-fn one_shot_server(body: Vec<u8>, cut: Option<usize>) -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
-        let mut buf = [0u8; 4096];
-        let _ = c.read(&mut buf);
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: application/octet-stream\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = c.write_all(head.as_bytes());
-        let _ = c.write_all(&body[..cut.unwrap_or(body.len())]);
-    });
-    format!("http://{addr}")
-}
-
 fn fetch(uri: &str, sha: &str, dest: &Path) -> std::process::Output {
     Command::new(BIN)
         .args(["artifact", "fetch", uri, "--sha256", sha, "--dest"])
@@ -309,7 +271,7 @@ fn listing(dir: &Path) -> Vec<String> {
 #[test]
 fn artifact_fetch_verifies_and_leaves_nothing_on_failure() {
     let dir = tempfile::tempdir().unwrap();
-    let model = sample_model();
+    let model = common::sample_model();
     let bytes = model.to_bytes();
     let sha = rcfops::artifacts::sha256_hex(&bytes);
     let store = dir.path().join("store");
@@ -337,14 +299,14 @@ fn artifact_fetch_verifies_and_leaves_nothing_on_failure() {
     assert!(listing(&other).is_empty(), "{:?}", listing(&other));
 
     // http://, whole: the bytes arrive and verify.
-    let url = one_shot_server(bytes.clone(), None);
+    let url = common::http_file_server(bytes.clone(), None);
     let http_dest = dir.path().join("http");
     let out = fetch(&format!("{url}/artifacts/{name}"), &sha, &http_dest);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(std::fs::read(http_dest.join(&name)).unwrap(), bytes);
 
     // http://, cut off half way: non-zero, nothing left (no partial file either).
-    let url = one_shot_server(bytes.clone(), Some(bytes.len() / 2));
+    let url = common::http_file_server(bytes.clone(), Some(bytes.len() / 2));
     let cut_dest = dir.path().join("cut");
     let out = fetch(&format!("{url}/artifacts/{name}"), &sha, &cut_dest);
     assert!(!out.status.success(), "{out:?}");

@@ -3,6 +3,8 @@
 //! refusal counted in /metrics), the normalisations that must still pass, and a cross-check of
 //! the signatures against the AWS SDK for Rust's signer (`aws-sigv4`).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -17,28 +19,6 @@ const NAME: &str = "card-fraud-prod";
 const PATH: &str = "/endpoints/card-fraud-prod/invocations";
 const REGION: &str = "eu-west-1";
 const CREDENTIALS: &str = "[default]\naws_access_key_id = AKIDFRAUDTEAM\naws_secret_access_key = team/secret+KEY\n\n[ops]\naws_access_key_id = AKIDOPS\naws_secret_access_key = ops-secret\n";
-
-/// The sample repo's model, trained in-process as the pipeline trains it.
-fn sample_model() -> Model {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-repo");
-    let spec = rcfops::pipeline::spec::PipelineSpec::parse(
-        &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
-    )
-    .unwrap();
-    let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
-    let table = rcfops::pipeline::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
-    let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
-    rcfops::pipeline::train_and_evaluate(
-        &data,
-        &spec.preprocess,
-        spec.forest_config(),
-        spec.evaluation.test_fraction,
-        spec.evaluation.split_seed,
-        0,
-    )
-    .unwrap()
-    .model
-}
 
 fn scope() -> Scope {
     Scope {
@@ -278,7 +258,7 @@ fn replace_signature(a: &str, sig: &str) -> String {
 
 #[test]
 fn bad_requests_are_refused_with_the_sdk_codes_and_nothing_is_scored() {
-    let s = start(sample_model());
+    let s = start(common::sample_model());
     let now = SystemTime::now();
     let min = |m: u64| Duration::from_secs(60 * m);
     const MISSING: &str = "MissingAuthenticationTokenException";
@@ -801,7 +781,7 @@ fn bad_requests_are_refused_with_the_sdk_codes_and_nothing_is_scored() {
 
 #[test]
 fn normalised_variations_and_every_key_pass() {
-    let s = start(sample_model());
+    let s = start(common::sample_model());
     let now = SystemTime::now();
     let base = send(&s, &good(&s));
     assert_eq!(base.status, 200, "{}", base.body);
@@ -968,7 +948,7 @@ fn aws_signed(
 /// rcfops's signer and the AWS SDK's agree byte for byte, over keys, bodies, paths and times.
 #[test]
 fn signatures_match_the_aws_sdk_signer() {
-    let s = start(sample_model());
+    let s = start(common::sample_model());
     let v = verifier();
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_672_000);
     let mut checked = 0;

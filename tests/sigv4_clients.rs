@@ -65,6 +65,49 @@ fn scores_of(text: &str) -> Vec<f64> {
         .collect()
 }
 
+/// `tests/py/boto3_invoke.py` against the staging endpoint at `url`, signing with `profile`
+/// of the client credentials file (and verifying TLS with `ca`, when given); its results.
+fn run_boto3(
+    python: &Path,
+    url: &str,
+    profile: &str,
+    creds: &Path,
+    ca: Option<&Path>,
+    calls: &Value,
+) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/boto3_invoke.py");
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(&script)
+        .args([url, "card-fraud-staging", profile, REGION])
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", creds)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_CA_BUNDLE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(ca) = ca {
+        cmd.env("RCFOPS_CA_BUNDLE", ca);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(calls.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "boto3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn boto3_the_aws_cli_rcfops_score_and_staging_tests_sign_and_pass() {
     let python = python_with(
@@ -182,38 +225,8 @@ fn boto3_the_aws_cli_rcfops_score_and_staging_tests_sign_and_pass() {
          "body": json!({"instances": instances}).to_string()},
         {"content_type": "text/csv", "body": records[0], "custom_attributes": "attribution=true"},
     ]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/boto3_invoke.py");
     let boto3 = |profile: &str, calls: &Value| -> Vec<Value> {
-        let mut child = std::process::Command::new(&python)
-            .arg(&script)
-            .arg(&agent.staging)
-            .arg("card-fraud-staging")
-            .arg(profile)
-            .arg(REGION)
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", &client_creds)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(calls.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "boto3: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        run_boto3(&python, &agent.staging, profile, &client_creds, None, calls)
     };
     let results = boto3("fraud-team", &calls);
     for (i, r) in results.iter().enumerate() {
@@ -463,42 +476,15 @@ fn tls_serves_boto3_with_a_test_ca_and_follows_a_renewed_certificate() {
     let records = sample_records(3);
     let csv = format!("{}\n", records.join("\n"));
     let boto3 = |ca: &Path| -> Option<Vec<Value>> {
-        let python = python.as_ref()?;
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/boto3_invoke.py");
-        let mut child = std::process::Command::new(python)
-            .arg(&script)
-            .arg(&agent.staging)
-            .arg("card-fraud-staging")
-            .arg("fraud-team")
-            .arg(REGION)
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", &client_creds)
-            .env("RCFOPS_CA_BUNDLE", ca)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_CA_BUNDLE")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(
-                json!([{"content_type": "text/csv", "body": csv}])
-                    .to_string()
-                    .as_bytes(),
-            )
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "boto3 over TLS: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(serde_json::from_slice(&out.stdout).unwrap())
+        let calls = json!([{"content_type": "text/csv", "body": csv}]);
+        Some(run_boto3(
+            python.as_ref()?,
+            &agent.staging,
+            "fraud-team",
+            &client_creds,
+            Some(ca),
+            &calls,
+        ))
     };
     let first = boto3(&ca1_file).map(|r| {
         assert_eq!(r[0]["ok"], true, "{}", r[0]);

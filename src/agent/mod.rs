@@ -162,11 +162,8 @@ pub async fn run(
     }
 
     let tls_for = |stage: Stage| -> Result<Option<Arc<rustls::ServerConfig>>, AgentError> {
-        let ecfg = match stage {
-            Stage::Staging => &cfg.staging,
-            Stage::Production => &cfg.production,
-        };
-        ecfg.tls
+        cfg.endpoint(stage)
+            .tls
             .as_ref()
             .map(|t| {
                 crate::serve::tls::server_config(&crate::serve::tls::TlsFiles::new(&t.cert, &t.key))

@@ -38,13 +38,7 @@ pub(super) fn cmd_score(cfg: &Config, stage: &str, file: Option<PathBuf>) -> Res
         .build()?;
     let (status, text) = rt
         .block_on(async {
-            let trust = ecfg
-                .tls
-                .as_ref()
-                .map(|t| {
-                    crate::serve::tls::chain_der(&crate::serve::tls::TlsFiles::new(&t.cert, &t.key))
-                })
-                .unwrap_or_default();
+            let trust = crate::stagetest::trust_for(ecfg);
             let client = crate::stagetest::client(std::time::Duration::from_secs(60), &trust)
                 .map_err(|e| anyhow!(e))?;
             let resp = crate::stagetest::post(

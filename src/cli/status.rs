@@ -172,10 +172,7 @@ pub fn status_doc(cfg: &Config, reg: &Registry) -> Result<StatusDoc> {
         .collect();
     let endpoint = |stage: Stage, url: String, version: Option<i64>| -> Result<EndpointDoc> {
         let group = reg.endpoint_group(stage)?;
-        let ecfg = match stage {
-            Stage::Staging => &cfg.staging,
-            Stage::Production => &cfg.production,
-        };
+        let ecfg = cfg.endpoint(stage);
         let (url, env_commit) = match (&ecfg.target, &cfg.kubernetes) {
             (crate::config::DeployTarget::Kubernetes { url }, Some(k)) => {
                 let commit = crate::envrepo::EnvRepo::open(&k.env_repo, &k.env_branch)

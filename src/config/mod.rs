@@ -502,6 +502,14 @@ impl Config {
         })
     }
 
+    /// The `[endpoints.<stage>]` (and `[deploy.<stage>]`) settings of `stage`.
+    pub fn endpoint(&self, stage: Stage) -> &EndpointConfig {
+        match stage {
+            Stage::Staging => &self.staging,
+            Stage::Production => &self.production,
+        }
+    }
+
     /// Path of the SQLite registry.
     pub fn registry_path(&self) -> PathBuf {
         self.state_dir.join("registry.sqlite")

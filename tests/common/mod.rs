@@ -538,3 +538,48 @@ pub fn python_with(module: &str, test: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// The sample repo's model, trained in-process exactly as the pipeline trains it.
+pub fn sample_model() -> rcfops::model::Model {
+    let root = sample_repo();
+    let spec = rcfops::pipeline::spec::PipelineSpec::parse(
+        &std::fs::read_to_string(root.join("pipeline.toml")).unwrap(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(root.join(&spec.data.path)).unwrap();
+    let table = rcfops::pipeline::data::Table::parse_csv(&bytes, "transactions.csv").unwrap();
+    let data = rcfops::pipeline::select(&table, &spec.data, "transactions.csv").unwrap();
+    rcfops::pipeline::train_and_evaluate(
+        &data,
+        &spec.preprocess,
+        spec.forest_config(),
+        spec.evaluation.test_fraction,
+        spec.evaluation.split_seed,
+        0,
+    )
+    .unwrap()
+    .model
+}
+
+/// A plain HTTP file server on a real port (an artifact store): every GET is answered with
+/// `body`, or with only its first `cut` bytes under the full Content-Length (a download cut
+/// off). Returns its base URL.
+pub fn http_file_server(body: Vec<u8>, cut: Option<usize>) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: application/octet-stream\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = c.write_all(head.as_bytes());
+            let _ = c.write_all(&body[..cut.unwrap_or(body.len())]);
+        }
+    });
+    format!("http://{addr}")
+}
