@@ -159,6 +159,11 @@ text_enum!(
 );
 
 text_enum!(
+    /// Model Monitor's judgement of a stage's live traffic (ordered: OK < WARN < ALERT).
+    Verdict, "monitor verdict" { Ok = "OK", Warn = "WARN", Alert = "ALERT" }
+);
+
+text_enum!(
     /// A notification: what happened that someone may need to hear about (`events` in a
     /// `[[notify.sinks]]` table, `data.event` in the CloudEvent).
     EventType, "notification event type" {

@@ -17,6 +17,7 @@
 //! - [`stagetest`]: the staging tests against the live staging endpoint.
 //! - [`auth`]: SigV4 request signing and verification (pure), the AWS credentials-file format.
 //! - [`serve`]: the stage endpoints: accept loop (`server`), wire formats (`codec`), SageMaker errors, metrics.
+//! - [`monitor`]: Model Monitor: capture files read back into drift windows judged against each version's baseline (pure `drift`, `stats`, `quality`, `format`), ground truth merged with captures, live quality.
 //! - [`k8s`]: a stage's Kubernetes manifests (Deployment, Service, HPA, PDB, kustomization), rendered pure and byte-stable.
 //! - [`envrepo`]: the GitOps environment repo: one level-triggered commit per change of a stage's rendered folder.
 //! - [`model`]: the deployable model and its artifact format; `model::preprocess` travels inside it.
@@ -40,6 +41,7 @@ pub mod failpoint;
 pub mod k8s;
 pub mod logging;
 pub mod model;
+pub mod monitor;
 pub mod notify;
 pub mod pipeline;
 pub mod reconcile;

@@ -6,6 +6,7 @@
 //! binding both endpoints before anything else, the wake-up loop (file events, debounced, plus
 //! a periodic resync), and an orderly stop on Ctrl-C / SIGTERM.
 
+pub mod monitoring;
 pub mod watcher;
 
 use std::fs::File;
@@ -231,6 +232,31 @@ pub async fn run(
             cfg.staging.shadow_percent
         );
     }
+    let mut captures = Vec::new();
+    if cfg.monitoring.capture {
+        for ep in [&staging, &production] {
+            let settings = crate::serve::capture::CaptureSettings {
+                root: cfg.capture_dir(),
+                sampling_percent: cfg.monitoring.sampling_percent(ep.stage),
+                queue: cfg.monitoring.queue,
+                max_age: Duration::from_secs(cfg.monitoring.retention_hours * 3600),
+                max_bytes: cfg.monitoring.retention_mb << 20,
+            };
+            tracing::info!(
+                "{} captures {}% of its requests to {}",
+                ep.stage,
+                settings.sampling_percent,
+                settings.root.display()
+            );
+            let c = crate::serve::capture::Capture::start(ep.stage, settings);
+            ep.set_capture(c.clone());
+            captures.push(c);
+        }
+    }
+    let monitor = cfg
+        .monitoring
+        .capture
+        .then(|| monitoring::start(&cfg, registry.clone(), captures));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -332,6 +358,9 @@ pub async fn run(
     }
     for n in notifiers {
         let _ = n.await;
+    }
+    if let Some(m) = monitor {
+        tokio::task::block_in_place(|| m.stop());
     }
     let _ = std::fs::remove_file(endpoints_file(&rec.cfg));
     tracing::info!("agent stopped");

@@ -14,6 +14,7 @@ mod approvals;
 mod artifact;
 mod eval;
 mod logs;
+pub mod monitor;
 mod notify;
 mod run;
 mod score;
@@ -124,6 +125,25 @@ pub enum Command {
     /// Model artifacts: `fetch URI --sha256 HEX --dest DIR` (for a pod's initContainer).
     #[command(subcommand)]
     Artifact(ArtifactCommand),
+    /// Model Monitor's report: drift windows, statistics, verdicts, drifted features and
+    /// live quality, per stage and version.
+    Monitor {
+        #[arg(long)]
+        stage: Option<Stage>,
+        #[arg(long)]
+        version: Option<i64>,
+        /// Windows shown per version (the most recent).
+        #[arg(long, default_value_t = 20)]
+        windows: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge a SageMaker ground-truth JSON-lines file with the captured requests.
+    Label {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// The audit trail: every transition, who, when, how.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -333,6 +353,13 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         }
         Command::Stream(a) => cmd_stream(a),
         Command::Audit { limit, json } => cmd_audit(&cfg, limit, json),
+        Command::Monitor {
+            stage,
+            version,
+            windows,
+            json,
+        } => monitor::cmd_monitor(&cfg, stage, version, windows, json),
+        Command::Label { file, json } => monitor::cmd_label(&cfg, &file, json),
         Command::Serve(_) | Command::Artifact(_) => {
             unreachable!("handled before the config is read")
         }

@@ -88,6 +88,8 @@ pub struct EndpointDoc {
     /// first render).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_commit: Option<Option<String>>,
+    /// Model Monitor: capture, and the served version's drift and quality verdicts.
+    pub monitor: super::monitor::MonitorStatus,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -188,6 +190,7 @@ pub fn status_doc(cfg: &Config, reg: &Registry) -> Result<StatusDoc> {
             version,
             rolled_back: None,
             env_commit,
+            monitor: super::monitor::monitor_status(cfg, reg, stage, version)?,
         })
     };
     let mut production_ep = endpoint(Stage::Production, production_url, production)?;
@@ -314,6 +317,9 @@ pub fn status_table(doc: &StatusDoc) -> String {
                 .map(|v| format!("v{v}"))
                 .unwrap_or_else(|| "no model".into())
         ));
+        if let Some(line) = monitor_line(&e.monitor, e.version.is_some()) {
+            out.push_str(&format!("{:<11} {line}\n", ""));
+        }
     }
     for n in &doc.notices {
         out.push_str(&format!("note: {n}\n"));
@@ -360,6 +366,32 @@ pub fn status_table(doc: &StatusDoc) -> String {
         ));
     }
     out
+}
+
+/// A stage's monitoring in one line (`None` when capture is off).
+fn monitor_line(m: &super::monitor::MonitorStatus, serving: bool) -> Option<String> {
+    let c = m.capture.as_ref()?;
+    let mut line = format!(
+        "monitor: capture {}% ({} written, {} dropped)",
+        c.sampling_percent, c.written, c.dropped
+    );
+    if let Some(e) = &c.error {
+        line.push_str(&format!(", capture STOPPED: {e}"));
+    }
+    if serving {
+        match (m.baseline, m.drift) {
+            (false, _) => line.push_str(", no baseline (not compared)"),
+            (true, Some(v)) => line.push_str(&format!(
+                ", drift {v} since {}",
+                m.drift_since.as_deref().unwrap_or("?")
+            )),
+            (true, None) => line.push_str(", drift: no window judged yet"),
+        }
+        if let Some(q) = m.quality {
+            line.push_str(&format!(", live quality {q}"));
+        }
+    }
+    Some(line)
 }
 
 pub(super) fn cmd_status(cfg: &Config, json: bool) -> Result<i32> {

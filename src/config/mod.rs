@@ -14,9 +14,11 @@ use crate::domain::Stage;
 
 mod auth;
 mod deploy;
+mod monitoring;
 mod notify;
 pub use auth::{check_exposure, read_credentials, EndpointAuth};
 pub use deploy::{DeployTarget, KubernetesConfig};
+pub use monitoring::MonitoringConfig;
 pub use notify::{NotifyConfig, SinkConfig, Target};
 
 /// The configuration as the agent uses it: absolute paths, parsed addresses.
@@ -35,6 +37,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// `[kubernetes]`, when a stage deploys there.
     pub kubernetes: Option<KubernetesConfig>,
+    /// `[monitoring]`: data capture, drift and live quality.
+    pub monitoring: MonitoringConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +123,8 @@ struct RawConfig {
     #[serde(default)]
     deploy: deploy::RawDeploy,
     kubernetes: Option<deploy::RawKubernetes>,
+    #[serde(default)]
+    monitoring: monitoring::RawMonitoring,
 }
 
 #[derive(Debug, Deserialize)]
@@ -468,12 +474,14 @@ impl Config {
                     .into(),
             ));
         }
+        let monitoring = monitoring::parse(&raw.monitoring, &key_err)?;
         let repo_path = resolve(&raw.repo.path);
         let notify = notify::parse(raw.notify, text, name, &resolve, &repo_path)?;
         Ok(Config {
             source: None,
             warnings,
             kubernetes,
+            monitoring,
             notify,
             repo: RepoConfig {
                 path: repo_path,
@@ -521,6 +529,16 @@ impl Config {
     }
 
     /// The JSON-lines log file.
+    /// `<state>/capture`: the endpoints' data-capture files.
+    pub fn capture_dir(&self) -> PathBuf {
+        self.state_dir.join("capture")
+    }
+
+    /// `<state>/ground-truth`: ground-truth files the agent merges with the captures.
+    pub fn ground_truth_dir(&self) -> PathBuf {
+        self.state_dir.join("ground-truth")
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.state_dir.join("agent.log.jsonl")
     }

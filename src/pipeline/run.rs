@@ -273,6 +273,7 @@ fn execute_steps(
     })?;
 
     crate::failpoint::hit("run.after-artifact");
+    let baseline = monitoring_baseline(&spec, &dataset, &trained);
     let new = NewVersion {
         model_group: spec.project.name.clone(),
         commit: commit.to_string(),
@@ -293,6 +294,7 @@ fn execute_steps(
         artifact_sha256: digest,
         staging_test: serde_json::to_value(&trained.sample).expect("sample serialises"),
         champion: serde_json::to_value(&champions).expect("comparisons serialise"),
+        baseline: Some(baseline),
     };
     let (version, new) = steps.run("register", || {
         let registered = reg.register_version(run, &new).map_err(|e| e.to_string())?;
@@ -300,6 +302,32 @@ fn execute_steps(
         Ok(registered)
     })?;
     Ok(Outcome::Registered { version, new })
+}
+
+/// What Model Monitor compares live traffic with: the training rows' raw features and the
+/// evaluation scores.
+fn monitoring_baseline(
+    spec: &PipelineSpec,
+    dataset: &super::train::Dataset,
+    trained: &Trained,
+) -> crate::monitor::drift::Baseline {
+    let (train_rows, _) = super::train::split(
+        &dataset.labels,
+        spec.evaluation.test_fraction,
+        spec.evaluation.split_seed,
+    );
+    let train: Vec<f64> = train_rows
+        .iter()
+        .flat_map(|&r| dataset.x.row(r).to_vec())
+        .collect();
+    crate::monitor::drift::Baseline::build(
+        &dataset.features,
+        &train,
+        &trained.held_out.scores,
+        trained.model.header.threshold,
+        trained.metrics.roc_auc,
+        trained.metrics.pr_auc,
+    )
 }
 
 /// Compares the candidate with the version production serves now and, when it differs, with

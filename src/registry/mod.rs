@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod audit;
 mod decisions;
+mod monitor;
 mod outbox;
 mod runs;
 mod stages;
@@ -24,6 +25,7 @@ mod stages;
 mod tests;
 mod versions;
 
+pub use monitor::{CaptureRow, LabelRow, MonitorBatch, StateRow, VerdictChange, WindowRow};
 pub use outbox::{DeadLetter, DeliveryRow, OutboxRow, SinkRow};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -159,6 +161,70 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_ts   REAL NOT NULL,
     PRIMARY KEY (event, sink)
 );
+CREATE TABLE IF NOT EXISTS baselines (
+    version  INTEGER PRIMARY KEY REFERENCES versions(version),
+    data     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS capture_cursors (
+    path    TEXT PRIMARY KEY,
+    offset  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS monitor_open (
+    stage    TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    data     TEXT NOT NULL,
+    PRIMARY KEY (stage, version)
+);
+CREATE TABLE IF NOT EXISTS monitor_windows (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    stage      TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    opened_ts  REAL NOT NULL,
+    closed_ts  REAL NOT NULL,
+    records    INTEGER NOT NULL,
+    level      TEXT,
+    verdict    TEXT NOT NULL,
+    stats      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS monitor_windows_sv ON monitor_windows(stage, version, id);
+CREATE TABLE IF NOT EXISTS monitor_state (
+    stage     TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    verdict   TEXT NOT NULL,
+    since_ts  REAL NOT NULL,
+    reasons   TEXT NOT NULL,
+    PRIMARY KEY (stage, version, kind)
+);
+CREATE TABLE IF NOT EXISTS captures (
+    event_id      TEXT NOT NULL,
+    idx           INTEGER NOT NULL,
+    inference_id  TEXT,
+    stage         TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    at_ts         REAL NOT NULL,
+    score         REAL NOT NULL,
+    threshold     REAL NOT NULL,
+    PRIMARY KEY (event_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS captures_inference ON captures(inference_id);
+CREATE INDEX IF NOT EXISTS captures_at ON captures(at_ts);
+CREATE TABLE IF NOT EXISTS labels (
+    event_id  TEXT NOT NULL,
+    idx       INTEGER NOT NULL,
+    label     INTEGER NOT NULL,
+    source    TEXT NOT NULL,
+    line      INTEGER NOT NULL,
+    at_ts     REAL NOT NULL,
+    PRIMARY KEY (event_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS label_files (
+    digest    TEXT PRIMARY KEY,
+    name      TEXT NOT NULL,
+    at_ts     REAL NOT NULL,
+    merged    INTEGER NOT NULL,
+    problems  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     at_ts    REAL NOT NULL,
@@ -260,6 +326,8 @@ pub struct NewVersion {
     pub staging_test: serde_json::Value,
     /// The champion/challenger comparisons (`pipeline::champion::Champions`).
     pub champion: serde_json::Value,
+    /// What Model Monitor compares this version's live traffic with.
+    pub baseline: Option<crate::monitor::drift::Baseline>,
 }
 
 /// A decision about one approval source (tag object or file), with its effect.

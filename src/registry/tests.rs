@@ -12,6 +12,7 @@ fn new_version(commit: &str, group: &str) -> NewVersion {
         artifact_sha256: "a".into(),
         staging_test: serde_json::json!({"records": [], "scores": []}),
         champion: serde_json::Value::Null,
+        baseline: None,
     }
 }
 

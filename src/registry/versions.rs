@@ -48,6 +48,12 @@ impl Registry {
                     v.champion.to_string(),
                 ],
             )?;
+            if let Some(b) = &v.baseline {
+                tx.execute(
+                    "INSERT INTO baselines (version, data) VALUES (?1, ?2)",
+                    params![n, serde_json::to_string(b).expect("numbers and names")],
+                )?;
+            }
             tx.execute(
                 "UPDATE runs SET status = 'Succeeded', version = ?2, finished_ts = ?3 WHERE run = ?1",
                 params![run, n, now_ts()],

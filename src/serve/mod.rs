@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use crate::model::Model;
 use crate::pipeline::data::parse_cell;
 
+pub mod capture;
 pub mod codec;
 pub mod errors;
 pub mod metrics;
@@ -42,6 +43,8 @@ use metrics::{content_type_index, EndpointMetrics};
 pub const MAX_BODY: usize = 6_291_456;
 /// Response header naming the model version that answered.
 pub const VERSION_HEADER: &str = "x-rcfops-model-version";
+/// The caller's id for a request, kept in its capture record (`eventMetadata.inferenceId`).
+pub const INFERENCE_ID: &str = "x-amzn-sagemaker-inference-id";
 /// Header carrying SageMaker custom attributes (`attribution=true`).
 pub const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
 /// Bodies at least this large (about 100 records, a millisecond of scoring) are parsed and
@@ -63,6 +66,8 @@ pub struct Endpoint {
     metrics: EndpointMetrics,
     /// Production only: where a share of the scored requests is mirrored.
     shadow: std::sync::OnceLock<Arc<shadow::Shadow>>,
+    /// Data capture of this endpoint's requests, when on.
+    capture: std::sync::OnceLock<Arc<capture::Capture>>,
 }
 
 impl Endpoint {
@@ -75,6 +80,7 @@ impl Endpoint {
             slot: ArcSwapOption::empty(),
             metrics,
             shadow: std::sync::OnceLock::new(),
+            capture: std::sync::OnceLock::new(),
         })
     }
 
@@ -114,6 +120,15 @@ impl Endpoint {
 
     pub fn shadow(&self) -> Option<&Arc<shadow::Shadow>> {
         self.shadow.get()
+    }
+
+    /// Captures this endpoint's requests through `capture` (set once).
+    pub fn set_capture(&self, capture: Arc<capture::Capture>) {
+        let _ = self.capture.set(capture);
+    }
+
+    pub fn capture(&self) -> Option<&Arc<capture::Capture>> {
+        self.capture.get()
     }
 
     pub fn metrics(&self) -> &EndpointMetrics {
@@ -388,6 +403,12 @@ async fn invoke_inner(
     let deployed = deployed.ok_or_else(|| no_model(&ctx.ep))?;
     let max_attr = ctx.limits.max_attribution_records;
     let large = bytes.len() >= BLOCKING_BYTES;
+    // The body is reference-counted: capturing it copies nothing on this path.
+    let captured = ctx
+        .ep
+        .capture()
+        .filter(|c| c.sample())
+        .map(|c| (c, bytes.clone()));
     let scoring = deployed.clone();
     let work = move || score(&scoring.model, fmt, &bytes, attribution, max_attr);
     let (flat, scores) = if large {
@@ -428,6 +449,28 @@ async fn invoke_inner(
             (out, "application/json")
         }
     };
+    let body = Bytes::from(body);
+    if let Some((capture, input)) = captured {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        capture.offer(capture::Item {
+            at_ms: crate::monitor::now_ms(),
+            endpoint: ctx.ep.name.load_full(),
+            version: deployed.version,
+            threshold: deployed.model.header.threshold,
+            input_type: text(header::CONTENT_TYPE.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            input,
+            output_type: ct,
+            output: body.clone(),
+            inference_id: text(INFERENCE_ID).map(str::to_string),
+            scores: scores.iter().map(|s| s.score).collect(),
+        });
+    }
     let mut r = Response::new(Body::from(body));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));

@@ -1,0 +1,383 @@
+//! Data capture: each endpoint writes a share of its requests and answers to JSON-lines files
+//! in SageMaker's data-capture format (`monitor::format`), off the request path.
+//!
+//! A scored request hands its bodies (reference-counted, not copied) to a bounded queue with
+//! `try_send`; a full queue drops the item and counts it. One writer thread per endpoint owns
+//! the files: one file per hour (`<endpoint>/AllTraffic/yyyy/mm/dd/hh/…jsonl`), flushed when
+//! the queue runs dry and at least every [`FLUSH_EVERY`], fsynced when it rotates and at
+//! close. Retention removes files older than `max_age` and then the oldest until the folder
+//! holds at most `max_bytes`. A write that fails (read-only folder, full disk) stops capture
+//! with one logged error; serving goes on, and [`Capture::status`] says why.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Stage;
+use crate::monitor::format::{self, CaptureData, CaptureLine, EventMetadata, Payload, Served};
+
+/// Longest time a written line waits in the writer's buffer.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often retention runs besides each rotation.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Where and how much an endpoint captures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureSettings {
+    /// `<state>/capture`.
+    pub root: PathBuf,
+    /// Share of requests captured, in percent (a running total picks exactly that share).
+    pub sampling_percent: f64,
+    /// Requests waiting for the writer; beyond this they are dropped and counted.
+    pub queue: usize,
+    /// Capture files older than this are removed.
+    pub max_age: Duration,
+    /// The capture folder of this endpoint is kept at most this large.
+    pub max_bytes: u64,
+}
+
+/// What status shows about an endpoint's capture.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CaptureStatus {
+    pub sampling_percent: f64,
+    /// Requests written to capture files.
+    pub written: u64,
+    /// Requests dropped because the queue was full or capture had stopped.
+    pub dropped: u64,
+    /// Why capture stopped, if it did.
+    pub error: Option<String>,
+}
+
+/// One request as handed to the writer.
+pub struct Item {
+    pub at_ms: i64,
+    pub endpoint: Arc<String>,
+    pub version: i64,
+    pub threshold: f64,
+    pub input_type: String,
+    pub input: Bytes,
+    pub output_type: &'static str,
+    pub output: Bytes,
+    pub inference_id: Option<String>,
+    pub scores: Vec<f64>,
+}
+
+enum Msg {
+    Item(Box<Item>),
+    Close(SyncSender<()>),
+}
+
+/// One endpoint's capture: the queue, its counters and the writer thread.
+pub struct Capture {
+    stage: Stage,
+    percent: f64,
+    seen: AtomicU64,
+    tx: SyncSender<Msg>,
+    written: Arc<AtomicU64>,
+    dropped: AtomicU64,
+    stopped: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<String>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Capture {
+    /// Starts the writer thread.
+    pub fn start(stage: Stage, settings: CaptureSettings) -> Arc<Capture> {
+        let (tx, rx) = sync_channel(settings.queue.max(1));
+        let written = Arc::new(AtomicU64::new(0));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let error = Arc::new(Mutex::new(None));
+        let writer = Writer {
+            stage,
+            settings: settings.clone(),
+            file: None,
+            written: written.clone(),
+            stopped: stopped.clone(),
+            error: error.clone(),
+            rng: seeded_rng(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("capture-{stage}"))
+            .spawn(move || writer.run(rx))
+            .expect("start the capture thread");
+        Arc::new(Capture {
+            stage,
+            percent: settings.sampling_percent.clamp(0.0, 100.0),
+            seen: AtomicU64::new(0),
+            tx,
+            written,
+            dropped: AtomicU64::new(0),
+            stopped,
+            error,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Whether the next request is captured (the running share crosses a whole request).
+    pub fn sample(&self) -> bool {
+        let k = self.seen.fetch_add(1, Ordering::Relaxed);
+        let before = (k as f64 * self.percent / 100.0).floor();
+        let after = ((k + 1) as f64 * self.percent / 100.0).floor();
+        after > before
+    }
+
+    /// Hands a sampled request to the writer; never blocks.
+    pub fn offer(&self, item: Item) {
+        if self.stopped.load(Ordering::Relaxed) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(Msg::Item(Box::new(item)))
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    pub fn status(&self) -> CaptureStatus {
+        CaptureStatus {
+            sampling_percent: self.percent,
+            written: self.written.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            error: self.error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+
+    /// Writes out what is queued, fsyncs the open file and stops the writer.
+    pub fn close(&self) {
+        let (ack_tx, ack_rx) = sync_channel(1);
+        if self.tx.send(Msg::Close(ack_tx)).is_ok() {
+            let _ = ack_rx.recv_timeout(Duration::from_secs(10));
+        }
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A generator for file and event ids, seeded from the clock and the process id (no global
+/// state, no system call a request).
+fn seeded_rng() -> rand_pcg::Pcg64Mcg {
+    use rand::SeedableRng;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    rand_pcg::Pcg64Mcg::from_seed((t ^ ((std::process::id() as u128) << 64)).to_le_bytes())
+}
+
+struct Open {
+    endpoint: Arc<String>,
+    hour: i64,
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+struct Writer {
+    stage: Stage,
+    settings: CaptureSettings,
+    file: Option<Open>,
+    written: Arc<AtomicU64>,
+    stopped: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<String>>>,
+    rng: rand_pcg::Pcg64Mcg,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut last_flush = Instant::now();
+        let mut last_sweep = Instant::now() - SWEEP_EVERY;
+        let mut dirty = false;
+        loop {
+            let msg = rx.recv_timeout(FLUSH_EVERY);
+            let idle = matches!(msg, Err(RecvTimeoutError::Timeout));
+            let result = match msg {
+                Ok(Msg::Item(item)) => {
+                    dirty = true;
+                    self.write(&item)
+                }
+                Ok(Msg::Close(ack)) => {
+                    let r = self.rotate_out();
+                    if let Err(e) = r {
+                        self.fail(e);
+                    }
+                    let _ = ack.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => Ok(()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.rotate_out();
+                    return;
+                }
+            };
+            if let Err(e) = result {
+                self.fail(e);
+                // Drain and count nothing more: offers see `stopped` and count their drops.
+                return;
+            }
+            if dirty && (idle || last_flush.elapsed() >= FLUSH_EVERY) {
+                let flushed = match &mut self.file {
+                    Some(f) => f
+                        .out
+                        .flush()
+                        .map_err(|e| format!("cannot write {}: {e}", f.path.display())),
+                    None => Ok(()),
+                };
+                if let Err(e) = flushed {
+                    self.fail(e);
+                    return;
+                }
+                dirty = false;
+                last_flush = Instant::now();
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                self.sweep();
+                last_sweep = Instant::now();
+            }
+        }
+    }
+
+    fn fail(&mut self, e: String) {
+        tracing::error!(
+            stage = %self.stage,
+            "data capture for {} stopped: {e}; serving continues without capture (fix the folder, then restart the agent)",
+            self.stage
+        );
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        self.stopped.store(true, Ordering::Relaxed);
+        self.file = None;
+    }
+
+    fn write(&mut self, item: &Item) -> Result<(), String> {
+        let hour = format::hour_of(item.at_ms);
+        let same = self
+            .file
+            .as_ref()
+            .is_some_and(|f| f.hour == hour && f.endpoint == item.endpoint);
+        if !same {
+            self.rotate_out()?;
+            let id = format::uuid4(&mut self.rng);
+            let rel = format::capture_path(&item.endpoint, item.at_ms, &id);
+            let path = self.settings.root.join(rel);
+            let dir = path.parent().expect("a capture path has folders");
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let file = std::fs::OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            self.file = Some(Open {
+                endpoint: item.endpoint.clone(),
+                hour,
+                path,
+                out: std::io::BufWriter::with_capacity(64 << 10, file),
+            });
+            self.sweep();
+        }
+        let line = CaptureLine {
+            capture_data: CaptureData {
+                endpoint_input: Payload::new(&item.input_type, "INPUT", &item.input),
+                endpoint_output: Payload::new(item.output_type, "OUTPUT", &item.output),
+            },
+            event_metadata: EventMetadata {
+                event_id: format::uuid4(&mut self.rng),
+                inference_id: item.inference_id.clone(),
+                inference_time: format::inference_time(item.at_ms),
+                rcfops: Some(Served {
+                    stage: self.stage,
+                    model_version: item.version,
+                    threshold: item.threshold,
+                    scores: item.scores.clone(),
+                }),
+            },
+            event_version: "0".into(),
+        };
+        let f = self.file.as_mut().expect("opened above");
+        let mut text = serde_json::to_vec(&line).expect("plain strings and numbers");
+        text.push(b'\n');
+        f.out
+            .write_all(&text)
+            .map_err(|e| format!("cannot write {}: {e}", f.path.display()))?;
+        self.written.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the open file, and closes it.
+    fn rotate_out(&mut self) -> Result<(), String> {
+        if let Some(mut f) = self.file.take() {
+            f.out
+                .flush()
+                .and_then(|_| f.out.get_ref().sync_all())
+                .map_err(|e| format!("cannot write {}: {e}", f.path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Retention: files older than `max_age`, then the oldest beyond `max_bytes`. The open
+    /// file is never removed. Errors are logged, not fatal: serving and capture go on.
+    fn sweep(&mut self) {
+        let open = self.file.as_ref().map(|f| f.path.clone());
+        let mut files = Vec::new();
+        collect_files(&self.settings.root, &mut files);
+        files.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        let now = std::time::SystemTime::now();
+        let mut total: u64 = files.iter().map(|f| f.2).sum();
+        for (path, modified, size) in files {
+            if Some(&path) == open.as_ref() {
+                continue;
+            }
+            let old = now
+                .duration_since(modified)
+                .is_ok_and(|age| age > self.settings.max_age);
+            if old || total > self.settings.max_bytes {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        total = total.saturating_sub(size);
+                        remove_empty_parents(&path, &self.settings.root);
+                    }
+                    Err(e) => {
+                        tracing::warn!("capture retention cannot remove {}: {e}", path.display())
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every `.jsonl` file below `dir`, with its modification time and size.
+pub fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, std::time::SystemTime, u64)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.is_dir() {
+            collect_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "jsonl") {
+            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            out.push((path, modified, meta.len()));
+        }
+    }
+}
+
+fn remove_empty_parents(path: &Path, root: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
