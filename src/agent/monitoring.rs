@@ -55,12 +55,23 @@ pub fn start(cfg: &Config, registry: Arc<Registry>, captures: Vec<Arc<Capture>>)
                     match monitor.pass(&registry, crate::monitor::now_ms()) {
                         Ok(r) => {
                             for c in &r.changes {
-                                let why = c.reasons.first().cloned().unwrap_or_default();
                                 let from = c.from.map(|v| v.as_str()).unwrap_or("none");
+                                if c.to == crate::domain::Verdict::Ok {
+                                    tracing::info!(
+                                        stage = %c.stage,
+                                        version = c.version,
+                                        "monitor: {} v{} {} {from} → OK",
+                                        c.stage,
+                                        c.version,
+                                        c.kind
+                                    );
+                                    continue;
+                                }
+                                let why = c.reasons.join("; ");
                                 tracing::warn!(
                                     stage = %c.stage,
                                     version = c.version,
-                                    "monitor: {} v{} {} {from} → {} {why}",
+                                    "monitor: {} v{} {} {from} → {}: {why}",
                                     c.stage,
                                     c.version,
                                     c.kind,

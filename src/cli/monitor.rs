@@ -173,11 +173,11 @@ pub fn monitor_doc(
         ground_truth_files: reg
             .label_files()?
             .into_iter()
-            .map(|(name, at, labels, problems)| GroundTruthFile {
-                name,
-                merged_at: format_ts(at),
-                labels,
-                problems,
+            .map(|f| GroundTruthFile {
+                name: f.name,
+                merged_at: format_ts(f.at_ts),
+                labels: f.merged,
+                problems: f.problems,
             })
             .collect(),
     })

@@ -389,20 +389,7 @@ impl Monitor {
 
 /// Every labelled captured record, for live quality.
 pub fn labelled(reg: &Registry) -> Result<Vec<quality::Labelled>, RegistryError> {
-    Ok(reg
-        .labelled_records()?
-        .into_iter()
-        .map(
-            |(version, stage, at_ts, score, threshold, fraud)| quality::Labelled {
-                version,
-                stage,
-                at_ts,
-                score,
-                threshold,
-                fraud,
-            },
-        )
-        .collect())
+    reg.labelled_records()
 }
 
 fn read_from(path: &Path, offset: u64, size: u64) -> std::io::Result<Vec<u8>> {

@@ -25,7 +25,9 @@ mod stages;
 mod tests;
 mod versions;
 
-pub use monitor::{CaptureRow, LabelRow, MonitorBatch, StateRow, VerdictChange, WindowRow};
+pub use monitor::{
+    CaptureRow, LabelFileRow, LabelRow, MonitorBatch, StateRow, VerdictChange, WindowRow,
+};
 pub use outbox::{DeadLetter, DeliveryRow, OutboxRow, SinkRow};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};

@@ -8,6 +8,18 @@ use std::collections::HashMap;
 use super::*;
 use crate::domain::Verdict;
 use crate::monitor::drift::{Baseline, Window, WindowStats};
+use crate::monitor::quality::Labelled;
+
+/// A merged ground-truth file.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelFileRow {
+    pub name: String,
+    pub at_ts: f64,
+    /// Labels merged from it.
+    pub merged: i64,
+    /// `file:line: what is wrong`, one per line not merged.
+    pub problems: Vec<String>,
+}
 
 /// One scored record of a captured request.
 #[derive(Debug, Clone, PartialEq)]
@@ -390,18 +402,18 @@ impl Registry {
         })
     }
 
-    /// Ground-truth files merged, oldest first: name, time, labels merged, problems.
-    pub fn label_files(&self) -> Result<Vec<(String, f64, i64, Vec<String>)>> {
+    /// Ground-truth files merged, oldest first.
+    pub fn label_files(&self) -> Result<Vec<LabelFileRow>> {
         self.query(
             "SELECT name, at_ts, merged, problems FROM label_files ORDER BY at_ts",
             [],
             |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
-                ))
+                Ok(LabelFileRow {
+                    name: r.get(0)?,
+                    at_ts: r.get(1)?,
+                    merged: r.get(2)?,
+                    problems: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+                })
             },
         )
     }
@@ -410,21 +422,21 @@ impl Registry {
         self.with(|c| c.query_row("SELECT COUNT(*) FROM labels", [], |r| r.get(0)))
     }
 
-    /// Every labelled captured record: version, stage, time, score, threshold, label.
-    pub fn labelled_records(&self) -> Result<Vec<(i64, Stage, f64, f64, f64, bool)>> {
+    /// Every labelled captured record, oldest first.
+    pub fn labelled_records(&self) -> Result<Vec<Labelled>> {
         self.query(
             "SELECT c.version, c.stage, c.at_ts, c.score, c.threshold, l.label FROM labels l
              JOIN captures c ON c.event_id = l.event_id AND c.idx = l.idx ORDER BY c.at_ts",
             [],
             |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get::<_, i64>(5)? != 0,
-                ))
+                Ok(Labelled {
+                    version: r.get(0)?,
+                    stage: r.get(1)?,
+                    at_ts: r.get(2)?,
+                    score: r.get(3)?,
+                    threshold: r.get(4)?,
+                    fraud: r.get::<_, i64>(5)? != 0,
+                })
             },
         )
     }

@@ -80,7 +80,7 @@ pub struct Capture {
     seen: AtomicU64,
     tx: SyncSender<Msg>,
     written: Arc<AtomicU64>,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
     stopped: Arc<AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -91,6 +91,7 @@ impl Capture {
     pub fn start(stage: Stage, settings: CaptureSettings) -> Arc<Capture> {
         let (tx, rx) = sync_channel(settings.queue.max(1));
         let written = Arc::new(AtomicU64::new(0));
+        let dropped = Arc::new(AtomicU64::new(0));
         let stopped = Arc::new(AtomicBool::new(false));
         let error = Arc::new(Mutex::new(None));
         let writer = Writer {
@@ -98,6 +99,7 @@ impl Capture {
             settings: settings.clone(),
             file: None,
             written: written.clone(),
+            dropped: dropped.clone(),
             stopped: stopped.clone(),
             error: error.clone(),
             rng: seeded_rng(),
@@ -112,7 +114,7 @@ impl Capture {
             seen: AtomicU64::new(0),
             tx,
             written,
-            dropped: AtomicU64::new(0),
+            dropped,
             stopped,
             error,
             thread: Mutex::new(Some(thread)),
@@ -188,6 +190,7 @@ struct Writer {
     settings: CaptureSettings,
     file: Option<Open>,
     written: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
     stopped: Arc<AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
     rng: rand_pcg::Pcg64Mcg,
@@ -222,7 +225,9 @@ impl Writer {
             };
             if let Err(e) = result {
                 self.fail(e);
-                // Drain and count nothing more: offers see `stopped` and count their drops.
+                // The failed item is lost, and so is everything queued until the agent stops.
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.discard(rx);
                 return;
             }
             if dirty && (idle || last_flush.elapsed() >= FLUSH_EVERY) {
@@ -235,6 +240,7 @@ impl Writer {
                 };
                 if let Err(e) = flushed {
                     self.fail(e);
+                    self.discard(rx);
                     return;
                 }
                 dirty = false;
@@ -243,6 +249,21 @@ impl Writer {
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 self.sweep();
                 last_sweep = Instant::now();
+            }
+        }
+    }
+
+    /// After a failure: counts every queued item as dropped until close.
+    fn discard(&self, rx: Receiver<Msg>) {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                Msg::Item(_) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Msg::Close(ack) => {
+                    let _ = ack.send(());
+                    return;
+                }
             }
         }
     }
