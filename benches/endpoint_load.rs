@@ -7,7 +7,11 @@
 //! Run: `cargo bench --bench endpoint_load`. Client and server share the machine's cores.
 //! Settings (env): RCFOPS_BENCH_SECS (5), RCFOPS_BENCH_SERVER_THREADS (2),
 //! RCFOPS_BENCH_CLIENT_THREADS (1), RCFOPS_BENCH_SINGLE_CONNS (32), RCFOPS_BENCH_BATCH_CONNS (4),
-//! RCFOPS_BENCH_ONLY (`single`, `shadow`, `batch` or `sigv4`: run one workload).
+//! RCFOPS_BENCH_ONLY (`single`, `shadow`, `batch`, `sigv4` or `capture`: run one workload).
+//!
+//! The `capture` rows are the single-record workload against an endpoint with data capture
+//! off and one capturing 100 % of its requests, alternating, twice each; the line after the
+//! table gives the req/s ratio, the writer's drops and the bytes a captured request takes.
 //!
 //! The line after the table also gives single-record `/invocations` req/s as a ratio of the
 //! same server's `GET /ping` req/s (run right after it).
@@ -416,6 +420,61 @@ fn main() {
     } else {
         (Run::empty(secs), Run::empty(secs))
     };
+    // Data capture on vs off (100 % of requests to JSON-lines files), alternating twice, and
+    // the bytes a captured request takes on disk.
+    let (capture_plain, capture_on, capture_status, capture_bytes) =
+        if only.is_empty() || only == "capture" {
+            let dir = tempfile::tempdir().unwrap();
+            let captured = serving(Stage::Production, 1);
+            let capture = rcfops::serve::capture::Capture::start(
+                Stage::Production,
+                rcfops::serve::capture::CaptureSettings {
+                    root: dir.path().to_path_buf(),
+                    sampling_percent: 100.0,
+                    queue: 8192,
+                    max_age: Duration::from_secs(3600),
+                    max_bytes: u64::MAX,
+                },
+            );
+            captured.set_capture(Arc::clone(&capture));
+            let (cap_addr, stop_cap, cap_server) = spawn_server(&server_rt, captured);
+            let mut off = Run::empty(0.0);
+            let mut on = Run::empty(0.0);
+            for _ in 0..2 {
+                let a = client_rt.block_on(drive(
+                    addr,
+                    single_body.clone(),
+                    1,
+                    single_conns,
+                    secs,
+                    None,
+                ));
+                let b = client_rt.block_on(drive(
+                    cap_addr,
+                    single_body.clone(),
+                    1,
+                    single_conns,
+                    secs,
+                    None,
+                ));
+                for (acc, r) in [(&mut off, a), (&mut on, b)] {
+                    acc.requests += r.requests;
+                    acc.records += r.records;
+                    acc.secs += r.secs;
+                    acc.lat.extend(r.lat);
+                    acc.lat.sort_unstable();
+                }
+            }
+            let _ = stop_cap.send(());
+            server_rt.block_on(cap_server).unwrap().unwrap();
+            capture.close();
+            let mut files = Vec::new();
+            rcfops::serve::capture::collect_files(dir.path(), &mut files);
+            let bytes: u64 = files.iter().map(|f| f.2).sum();
+            (off, on, Some(capture.status()), bytes)
+        } else {
+            (Run::empty(secs), Run::empty(secs), None, 0)
+        };
     let _ = stop.send(());
     server_rt.block_on(server).unwrap().unwrap();
     let _ = stop_shadow.send(());
@@ -445,6 +504,18 @@ fn main() {
     );
     for (name, conns, run, raw) in [
         ("single-record CSV", single_conns, &single, raw_single),
+        (
+            "capture off (alternating)",
+            single_conns,
+            &capture_plain,
+            raw_single,
+        ),
+        (
+            "capture 100 % (alternating)",
+            single_conns,
+            &capture_on,
+            raw_single,
+        ),
         ("single, 100 % shadow", single_conns, &shadowed, raw_single),
         ("single, paced", single_conns, &paced_plain, raw_single),
         (
@@ -485,6 +556,19 @@ fn main() {
     println!(
         "raw rec/s: Model::score_rows on one thread, 1 record a call (single) or 1,000 (batch)"
     );
+    if let Some(st) = &capture_status {
+        let rate = |r: &Run| r.requests as f64 / r.secs;
+        let per_request = capture_bytes as f64 / st.written.max(1) as f64;
+        println!(
+            "data capture: single-record req/s with 100 % capture ÷ without = {:.3} (alternating runs, same process); p99 on ÷ off = {:.2}; {} requests written, {} dropped; {:.0} bytes a captured request on disk, so a day at 1,000 req/s is {:.1} GiB",
+            rate(&capture_on) / rate(&capture_plain),
+            capture_on.pct(0.99) / capture_plain.pct(0.99),
+            st.written,
+            st.dropped,
+            per_request,
+            per_request * 1000.0 * 86_400.0 / (1u64 << 30) as f64
+        );
+    }
     if single.requests > 0 && ping.requests > 0 {
         println!(
             "single-record POST /invocations ÷ GET /ping on the same server: {:.2} of the req/s ({:.0} vs {:.0}); ping p99 {:.3} ms",
