@@ -67,28 +67,84 @@ pub struct Served {
     pub scores: Vec<f64>,
 }
 
+/// A body as SageMaker's capture encodes it by default: `text/csv` as CSV text,
+/// `application/json` as JSON text, anything else (or bytes that are not UTF-8) as base64.
+fn encode<'a>(content_type: &str, body: &'a [u8]) -> (std::borrow::Cow<'a, str>, &'static str) {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    match std::str::from_utf8(body) {
+        Ok(s) if media.eq_ignore_ascii_case("text/csv") => (s.into(), "CSV"),
+        Ok(s) if media.eq_ignore_ascii_case("application/json") => (s.into(), "JSON"),
+        _ => (
+            base64::engine::general_purpose::STANDARD.encode(body).into(),
+            "BASE64",
+        ),
+    }
+}
+
+/// One captured request, borrowed, as [`write_line`] writes it.
+pub struct Event<'a> {
+    pub input_type: &'a str,
+    pub input: &'a [u8],
+    pub output_type: &'a str,
+    pub output: &'a [u8],
+    pub event_id: &'a str,
+    pub inference_id: Option<&'a str>,
+    pub inference_time: &'a str,
+    pub stage: Stage,
+    pub version: i64,
+    pub threshold: f64,
+    pub scores: &'a [f64],
+}
+
+/// Appends `e` as one capture line (with its newline) to `out`: the same JSON as
+/// serialising a [`CaptureLine`], written without building one.
+pub fn write_line(out: &mut Vec<u8>, e: &Event) {
+    let text = |out: &mut Vec<u8>, s: &str| {
+        serde_json::to_writer(&mut *out, s).expect("a string serialises");
+    };
+    let payload = |out: &mut Vec<u8>, ct: &str, mode: &str, body: &[u8]| {
+        let (data, encoding) = encode(ct, body);
+        out.extend_from_slice(b"{\"observedContentType\":");
+        text(out, ct);
+        out.extend_from_slice(b",\"mode\":\"");
+        out.extend_from_slice(mode.as_bytes());
+        out.extend_from_slice(b"\",\"data\":");
+        text(out, &data);
+        out.extend_from_slice(b",\"encoding\":\"");
+        out.extend_from_slice(encoding.as_bytes());
+        out.extend_from_slice(b"\"}");
+    };
+    out.extend_from_slice(b"{\"captureData\":{\"endpointInput\":");
+    payload(out, e.input_type, "INPUT", e.input);
+    out.extend_from_slice(b",\"endpointOutput\":");
+    payload(out, e.output_type, "OUTPUT", e.output);
+    out.extend_from_slice(b"},\"eventMetadata\":{\"eventId\":");
+    text(out, e.event_id);
+    if let Some(id) = e.inference_id {
+        out.extend_from_slice(b",\"inferenceId\":");
+        text(out, id);
+    }
+    out.extend_from_slice(b",\"inferenceTime\":");
+    text(out, e.inference_time);
+    out.extend_from_slice(b",\"rcfops\":{\"stage\":\"");
+    out.extend_from_slice(e.stage.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"modelVersion\":");
+    out.extend_from_slice(e.version.to_string().as_bytes());
+    out.extend_from_slice(b",\"threshold\":");
+    serde_json::to_writer(&mut *out, &e.threshold).expect("a number serialises");
+    out.extend_from_slice(b",\"scores\":");
+    serde_json::to_writer(&mut *out, e.scores).expect("numbers serialise");
+    out.extend_from_slice(b"}},\"eventVersion\":\"0\"}\n");
+}
+
 impl Payload {
-    /// A body as SageMaker's capture encodes it by default: `text/csv` as CSV text,
-    /// `application/json` as JSON text, anything else (or bytes that are not UTF-8) as base64.
+    /// A body as SageMaker's capture encodes it (see [`write_line`]).
     pub fn new(content_type: &str, mode: &str, body: &[u8]) -> Payload {
-        let media = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let (data, encoding) = match (media.as_str(), std::str::from_utf8(body)) {
-            ("text/csv", Ok(s)) => (s.to_string(), "CSV"),
-            ("application/json", Ok(s)) => (s.to_string(), "JSON"),
-            _ => (
-                base64::engine::general_purpose::STANDARD.encode(body),
-                "BASE64",
-            ),
-        };
+        let (data, encoding) = encode(content_type, body);
         Payload {
             observed_content_type: content_type.to_string(),
             mode: mode.to_string(),
-            data,
+            data: data.into_owned(),
             encoding: encoding.to_string(),
         }
     }
@@ -151,15 +207,36 @@ pub fn uuid4(rng: &mut impl rand::Rng) -> String {
     let mut b: [u8; 16] = rng.random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[(x >> 4) as usize] as char);
+        out.push(HEX[(x & 15) as usize] as char);
+    }
+    out
+}
+
+/// `inferenceTime` text, formatting the date and time once a second.
+#[derive(Default)]
+pub struct TimeText {
+    second: Option<i64>,
+    prefix: String,
+}
+
+impl TimeText {
+    /// The `inferenceTime` of `unix_ms` (equal to [`inference_time`]).
+    pub fn of(&mut self, unix_ms: i64) -> String {
+        let second = unix_ms.div_euclid(1000);
+        if self.second != Some(second) {
+            let full = inference_time(second * 1000);
+            self.prefix = full[..full.len() - 4].to_string();
+            self.second = Some(second);
+        }
+        format!("{}{:03}Z", self.prefix, unix_ms.rem_euclid(1000))
+    }
 }
 
 /// What a ground-truth line names.
@@ -315,6 +392,51 @@ mod tests {
         assert_eq!((back * 1e3).round() as i64, ms);
         assert_eq!(hour_of(ms), hour_of(ms - 5 * 60_000 - 9_042));
         assert_ne!(hour_of(ms), hour_of(ms - 5 * 60_000 - 9_043));
+    }
+
+    #[test]
+    fn a_written_line_reads_back_as_the_capture_line() {
+        let mut out = Vec::new();
+        let mut times = TimeText::default();
+        let e = Event {
+            input_type: "text/csv",
+            input: b"1,\"2\"\n3,4",
+            output_type: "application/jsonlines",
+            output: b"{\"score\":1.5}\n",
+            event_id: "e-1",
+            inference_id: Some("caller \"7\""),
+            inference_time: &times.of(1_796_231_109_042),
+            stage: Stage::Production,
+            version: 3,
+            threshold: 1.25,
+            scores: &[1.5, 0.25],
+        };
+        write_line(&mut out, &e);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let read: CaptureLine = serde_json::from_slice(&out).unwrap();
+        let want = CaptureLine {
+            capture_data: CaptureData {
+                endpoint_input: Payload::new("text/csv", "INPUT", e.input),
+                endpoint_output: Payload::new("application/jsonlines", "OUTPUT", e.output),
+            },
+            event_metadata: EventMetadata {
+                event_id: "e-1".into(),
+                inference_id: Some("caller \"7\"".into()),
+                inference_time: "2026-12-02T17:05:09.042Z".into(),
+                rcfops: Some(Served {
+                    stage: Stage::Production,
+                    model_version: 3,
+                    threshold: 1.25,
+                    scores: vec![1.5, 0.25],
+                }),
+            },
+            event_version: "0".into(),
+        };
+        assert_eq!(read, want);
+        assert_eq!(serde_json::to_vec(&want).unwrap(), out[..out.len() - 1]);
+        for ms in [0, 999, 1_000, 1_796_231_109_999] {
+            assert_eq!(times.of(ms), inference_time(ms));
+        }
     }
 
     #[test]

@@ -3,16 +3,15 @@
 //!
 //! A scored request hands its bodies (reference-counted, not copied) to a bounded queue with
 //! `try_send`; a full queue drops the item and counts it. One writer thread per endpoint owns
-//! the files: one file per hour (`<endpoint>/AllTraffic/yyyy/mm/dd/hh/…jsonl`), flushed when
-//! the queue runs dry and at least every [`FLUSH_EVERY`], fsynced when it rotates and at
-//! close. Retention removes files older than `max_age` and then the oldest until the folder
+//! the files: one file per hour (`<endpoint>/AllTraffic/yyyy/mm/dd/hh/…jsonl`), written and
+//! flushed every [`POLL`], fsynced when it rotates and at close. Retention removes files older than `max_age` and then the oldest until the folder
 //! holds at most `max_bytes`. A write that fails (read-only folder, full disk) stops capture
 //! with one logged error; serving goes on, and [`Capture::status`] says why.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,10 +19,10 @@ use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Stage;
-use crate::monitor::format::{self, CaptureData, CaptureLine, EventMetadata, Payload, Served};
+use crate::monitor::format;
 
-/// Longest time a written line waits in the writer's buffer.
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often the writer drains the queue; it flushes what it wrote after each drain.
+const POLL: Duration = Duration::from_millis(5);
 /// How often retention runs besides each rotation.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -103,6 +102,8 @@ impl Capture {
             stopped: stopped.clone(),
             error: error.clone(),
             rng: seeded_rng(),
+            times: format::TimeText::default(),
+            line: Vec::with_capacity(1024),
         };
         let thread = std::thread::Builder::new()
             .name(format!("capture-{stage}"))
@@ -194,43 +195,47 @@ struct Writer {
     stopped: Arc<AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
     rng: rand_pcg::Pcg64Mcg,
+    times: format::TimeText,
+    /// The line being written (reused).
+    line: Vec<u8>,
 }
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
-        let mut last_flush = Instant::now();
         let mut last_sweep = Instant::now() - SWEEP_EVERY;
-        let mut dirty = false;
+        // Polls instead of blocking on the queue, so a request never has to wake this thread
+        // (no system call on the request path); each pass drains what queued up.
         loop {
-            let msg = rx.recv_timeout(FLUSH_EVERY);
-            let idle = matches!(msg, Err(RecvTimeoutError::Timeout));
-            let result = match msg {
-                Ok(Msg::Item(item)) => {
-                    dirty = true;
-                    self.write(&item)
-                }
-                Ok(Msg::Close(ack)) => {
-                    let r = self.rotate_out();
-                    if let Err(e) = r {
-                        self.fail(e);
+            std::thread::sleep(POLL);
+            let mut wrote = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(Msg::Item(item)) => {
+                        if let Err(e) = self.write(&item) {
+                            self.fail(e);
+                            // The failed item is lost, and so is everything queued until
+                            // the agent stops.
+                            self.dropped.fetch_add(1, Ordering::Relaxed);
+                            self.discard(rx);
+                            return;
+                        }
+                        wrote = true;
                     }
-                    let _ = ack.send(());
-                    return;
+                    Ok(Msg::Close(ack)) => {
+                        if let Err(e) = self.rotate_out() {
+                            self.fail(e);
+                        }
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        let _ = self.rotate_out();
+                        return;
+                    }
                 }
-                Err(RecvTimeoutError::Timeout) => Ok(()),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.rotate_out();
-                    return;
-                }
-            };
-            if let Err(e) = result {
-                self.fail(e);
-                // The failed item is lost, and so is everything queued until the agent stops.
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                self.discard(rx);
-                return;
             }
-            if dirty && (idle || last_flush.elapsed() >= FLUSH_EVERY) {
+            if wrote {
                 let flushed = match &mut self.file {
                     Some(f) => f
                         .out
@@ -243,8 +248,6 @@ impl Writer {
                     self.discard(rx);
                     return;
                 }
-                dirty = false;
-                last_flush = Instant::now();
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 self.sweep();
@@ -255,14 +258,19 @@ impl Writer {
 
     /// After a failure: counts every queued item as dropped until close.
     fn discard(&self, rx: Receiver<Msg>) {
-        while let Ok(msg) = rx.recv() {
-            match msg {
-                Msg::Item(_) => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                Msg::Close(ack) => {
-                    let _ = ack.send(());
-                    return;
+        loop {
+            std::thread::sleep(POLL);
+            loop {
+                match rx.try_recv() {
+                    Ok(Msg::Item(_)) => {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Msg::Close(ack)) => {
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
                 }
             }
         }
@@ -306,29 +314,28 @@ impl Writer {
             });
             self.sweep();
         }
-        let line = CaptureLine {
-            capture_data: CaptureData {
-                endpoint_input: Payload::new(&item.input_type, "INPUT", &item.input),
-                endpoint_output: Payload::new(item.output_type, "OUTPUT", &item.output),
+        let event_id = format::uuid4(&mut self.rng);
+        let time = self.times.of(item.at_ms);
+        self.line.clear();
+        format::write_line(
+            &mut self.line,
+            &format::Event {
+                input_type: &item.input_type,
+                input: &item.input,
+                output_type: item.output_type,
+                output: &item.output,
+                event_id: &event_id,
+                inference_id: item.inference_id.as_deref(),
+                inference_time: &time,
+                stage: self.stage,
+                version: item.version,
+                threshold: item.threshold,
+                scores: &item.scores,
             },
-            event_metadata: EventMetadata {
-                event_id: format::uuid4(&mut self.rng),
-                inference_id: item.inference_id.clone(),
-                inference_time: format::inference_time(item.at_ms),
-                rcfops: Some(Served {
-                    stage: self.stage,
-                    model_version: item.version,
-                    threshold: item.threshold,
-                    scores: item.scores.clone(),
-                }),
-            },
-            event_version: "0".into(),
-        };
+        );
         let f = self.file.as_mut().expect("opened above");
-        let mut text = serde_json::to_vec(&line).expect("plain strings and numbers");
-        text.push(b'\n');
         f.out
-            .write_all(&text)
+            .write_all(&self.line)
             .map_err(|e| format!("cannot write {}: {e}", f.path.display()))?;
         self.written.fetch_add(1, Ordering::Relaxed);
         Ok(())
