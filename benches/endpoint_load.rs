@@ -427,7 +427,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let captured = serving(Stage::Production, 1);
             let capture = rcfops::serve::capture::Capture::start(
-                Stage::Production,
+                &captured,
                 rcfops::serve::capture::CaptureSettings {
                     root: dir.path().to_path_buf(),
                     sampling_percent: 100.0,
@@ -436,7 +436,6 @@ fn main() {
                     max_bytes: u64::MAX,
                 },
             );
-            captured.set_capture(Arc::clone(&capture));
             let (cap_addr, stop_cap, cap_server) = spawn_server(&server_rt, captured);
             let mut off = Run::empty(0.0);
             let mut on = Run::empty(0.0);

@@ -191,6 +191,18 @@ fn capture_format_sampling_ground_truth_crash_and_old_versions() {
         assert_eq!(captured, scores, "{id}");
     }
 
+    let metrics = http()
+        .get(format!("{url}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("rcfops_endpoint_capture_written_total{stage=\"production\"} 3")
+            && metrics.contains("rcfops_endpoint_capture_dropped_total{stage=\"production\"} 0"),
+        "{metrics}"
+    );
+
     // 2. Staging captures exactly half of its requests (a running share).
     let staging_name = "card-fraud-staging";
     std::thread::sleep(Duration::from_millis(400));
@@ -507,6 +519,16 @@ fn an_unwritable_capture_folder_stops_capture_once_and_serving_goes_on() {
     assert_eq!(capture["dropped"].as_u64(), Some(20), "{capture}");
     let table = String::from_utf8_lossy(&p.rcfops(&["status"]).stdout).to_string();
     assert!(table.contains("capture STOPPED: cannot create"), "{table}");
+    let metrics = http()
+        .get(format!("{}/metrics", agent.production))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("rcfops_endpoint_capture_dropped_total{stage=\"production\"} 20"),
+        "{metrics}"
+    );
     let log = p.agent_stderr();
     let errors = log
         .lines()

@@ -248,9 +248,7 @@ pub async fn run(
                 settings.sampling_percent,
                 settings.root.display()
             );
-            let c = crate::serve::capture::Capture::start(ep.stage, settings);
-            ep.set_capture(c.clone());
-            captures.push(c);
+            captures.push(crate::serve::capture::Capture::start(ep, settings));
         }
     }
     let monitor = cfg

@@ -75,7 +75,9 @@ fn encode<'a>(content_type: &str, body: &'a [u8]) -> (std::borrow::Cow<'a, str>,
         Ok(s) if media.eq_ignore_ascii_case("text/csv") => (s.into(), "CSV"),
         Ok(s) if media.eq_ignore_ascii_case("application/json") => (s.into(), "JSON"),
         _ => (
-            base64::engine::general_purpose::STANDARD.encode(body).into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(body)
+                .into(),
             "BASE64",
         ),
     }

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Stage;
@@ -78,19 +79,20 @@ pub struct Capture {
     percent: f64,
     seen: AtomicU64,
     tx: SyncSender<Msg>,
-    written: Arc<AtomicU64>,
-    dropped: Arc<AtomicU64>,
+    written: Counter,
+    dropped: Counter,
     stopped: Arc<AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Capture {
-    /// Starts the writer thread.
-    pub fn start(stage: Stage, settings: CaptureSettings) -> Arc<Capture> {
+    /// Starts the writer thread for `ep` and makes `ep` capture through it (its counters are
+    /// the endpoint's `/metrics`).
+    pub fn start(ep: &super::Endpoint, settings: CaptureSettings) -> Arc<Capture> {
+        let stage = ep.stage;
         let (tx, rx) = sync_channel(settings.queue.max(1));
-        let written = Arc::new(AtomicU64::new(0));
-        let dropped = Arc::new(AtomicU64::new(0));
+        let (written, dropped) = ep.metrics().capture_counters();
         let stopped = Arc::new(AtomicBool::new(false));
         let error = Arc::new(Mutex::new(None));
         let writer = Writer {
@@ -109,7 +111,7 @@ impl Capture {
             .name(format!("capture-{stage}"))
             .spawn(move || writer.run(rx))
             .expect("start the capture thread");
-        Arc::new(Capture {
+        let capture = Arc::new(Capture {
             stage,
             percent: settings.sampling_percent.clamp(0.0, 100.0),
             seen: AtomicU64::new(0),
@@ -119,7 +121,9 @@ impl Capture {
             stopped,
             error,
             thread: Mutex::new(Some(thread)),
-        })
+        });
+        ep.set_capture(capture.clone());
+        capture
     }
 
     /// Whether the next request is captured (the running share crosses a whole request).
@@ -133,13 +137,13 @@ impl Capture {
     /// Hands a sampled request to the writer; never blocks.
     pub fn offer(&self, item: Item) {
         if self.stopped.load(Ordering::Relaxed) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
             return;
         }
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             self.tx.try_send(Msg::Item(Box::new(item)))
         {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 
@@ -150,8 +154,8 @@ impl Capture {
     pub fn status(&self) -> CaptureStatus {
         CaptureStatus {
             sampling_percent: self.percent,
-            written: self.written.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
+            written: self.written.get(),
+            dropped: self.dropped.get(),
             error: self.error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
@@ -190,8 +194,8 @@ struct Writer {
     stage: Stage,
     settings: CaptureSettings,
     file: Option<Open>,
-    written: Arc<AtomicU64>,
-    dropped: Arc<AtomicU64>,
+    written: Counter,
+    dropped: Counter,
     stopped: Arc<AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
     rng: rand_pcg::Pcg64Mcg,
@@ -215,7 +219,7 @@ impl Writer {
                             self.fail(e);
                             // The failed item is lost, and so is everything queued until
                             // the agent stops.
-                            self.dropped.fetch_add(1, Ordering::Relaxed);
+                            self.dropped.inc();
                             self.discard(rx);
                             return;
                         }
@@ -263,7 +267,7 @@ impl Writer {
             loop {
                 match rx.try_recv() {
                     Ok(Msg::Item(_)) => {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        self.dropped.inc();
                     }
                     Ok(Msg::Close(ack)) => {
                         let _ = ack.send(());
@@ -337,7 +341,7 @@ impl Writer {
         f.out
             .write_all(&self.line)
             .map_err(|e| format!("cannot write {}: {e}", f.path.display()))?;
-        self.written.fetch_add(1, Ordering::Relaxed);
+        self.written.inc();
         Ok(())
     }
 
@@ -407,5 +411,111 @@ fn remove_empty_parents(path: &Path, root: &Path) {
             break;
         }
         dir = d.parent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(root: &Path, max_bytes: u64, max_age: Duration) -> Writer {
+        Writer {
+            stage: Stage::Production,
+            settings: CaptureSettings {
+                root: root.to_path_buf(),
+                sampling_percent: 100.0,
+                queue: 16,
+                max_age,
+                max_bytes,
+            },
+            file: None,
+            written: Counter::default(),
+            dropped: Counter::default(),
+            stopped: Arc::new(AtomicBool::new(false)),
+            error: Arc::new(Mutex::new(None)),
+            rng: seeded_rng(),
+            times: format::TimeText::default(),
+            line: Vec::new(),
+        }
+    }
+
+    fn item(at_ms: i64) -> Item {
+        Item {
+            at_ms,
+            endpoint: Arc::new("ep".into()),
+            version: 1,
+            threshold: 1.0,
+            input_type: "text/csv".into(),
+            input: Bytes::from_static(b"1,2"),
+            output_type: "application/json",
+            output: Bytes::from_static(b"{}"),
+            inference_id: None,
+            scores: vec![0.5],
+        }
+    }
+
+    fn jsonl(root: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        collect_files(root, &mut files);
+        let mut v: Vec<PathBuf> = files.into_iter().map(|f| f.0).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_new_hour_is_a_new_file_and_the_old_one_is_synced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path(), u64::MAX, Duration::from_secs(3600 * 24));
+        let h17 = 1_796_230_800_000; // 2026-12-02T17:00:00Z
+        for at in [h17 + 1, h17 + 2, h17 + 3_599_999, h17 + 3_600_000] {
+            w.write(&item(at)).unwrap();
+        }
+        w.rotate_out().unwrap();
+        let files = jsonl(dir.path());
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert!(files[0]
+            .to_string_lossy()
+            .contains("/2026/12/02/17/00-00-001-"));
+        assert!(files[1]
+            .to_string_lossy()
+            .contains("/2026/12/02/18/00-00-000-"));
+        let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+        assert_eq!((lines(&files[0]), lines(&files[1])), (3, 1));
+        assert_eq!(w.written.get(), 4);
+    }
+
+    #[test]
+    fn retention_removes_old_files_then_the_oldest_beyond_the_size_but_never_the_open_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = 1_796_230_800_000;
+        // Four hours of capture, one line each.
+        let mut w = writer(dir.path(), u64::MAX, Duration::from_secs(3600 * 24));
+        for k in 0..4 {
+            w.write(&item(h + k * 3_600_000)).unwrap();
+        }
+        w.rotate_out().unwrap();
+        let files = jsonl(dir.path());
+        assert_eq!(files.len(), 4);
+        let size = std::fs::metadata(&files[0]).unwrap().len();
+        // The first is two days old by its modification time.
+        let old = std::time::SystemTime::now() - Duration::from_secs(48 * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&files[0])
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let mut w = writer(dir.path(), 2 * size, Duration::from_secs(24 * 3600));
+        w.write(&item(h + 4 * 3_600_000)).unwrap();
+        w.sweep();
+        let left = jsonl(dir.path());
+        // Age removed the first; size then the oldest until two files' worth remain; the open
+        // file (nothing flushed to it yet) stays.
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(left.contains(&w.file.as_ref().unwrap().path));
+        assert_eq!(&left[..2], &files[2..]);
+        // Emptied hour folders are removed too.
+        assert!(!files[0].parent().unwrap().exists());
+        assert!(!files[1].parent().unwrap().exists());
     }
 }

@@ -167,6 +167,8 @@ pub struct EndpointMetrics {
     model: Family<ModelLabels, Gauge>,
     swaps: Counter,
     refusals: Family<RefusalLabels, Counter>,
+    capture_written: Counter,
+    capture_dropped: Counter,
     /// The label set currently set to 1 in `model`.
     current: Mutex<Option<ModelLabels>>,
 }
@@ -251,6 +253,18 @@ impl EndpointMetrics {
             "The served model: 1 for the endpoint name and version in service",
             model.clone(),
         );
+        let capture_written = Counter::default();
+        let capture_dropped = Counter::default();
+        registry.register(
+            "capture_written",
+            "Requests written to data-capture files",
+            capture_written.clone(),
+        );
+        registry.register(
+            "capture_dropped",
+            "Sampled requests not captured: the capture queue was full, or capture had stopped",
+            capture_dropped.clone(),
+        );
         registry.register(
             "model_swaps",
             "Times the served model changed (deploys, promotions, rollbacks)",
@@ -267,8 +281,15 @@ impl EndpointMetrics {
             model,
             swaps,
             refusals,
+            capture_written,
+            capture_dropped,
             current: Mutex::new(None),
         }
+    }
+
+    /// The data-capture counters (written, dropped), shared with the capture writer.
+    pub fn capture_counters(&self) -> (Counter, Counter) {
+        (self.capture_written.clone(), self.capture_dropped.clone())
     }
 
     /// Counts one invocation answered with `status`.
