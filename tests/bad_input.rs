@@ -775,6 +775,36 @@ fn config_toml_cases() {
             expected: ex(&["{f}:29: `namespace`: \"Fraud_Scoring\" is not a Kubernetes namespace name"]),
         },
         ConfigCase {
+            name: "monitoring: unknown key",
+            text: b(format!("{base}\n[monitoring]\ncapture_percent = 5\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:23:1: unknown field `capture_percent`"]),
+        },
+        ConfigCase {
+            name: "monitoring: empty windows",
+            text: b(format!("{base}\n[monitoring]\ncapture = true\nwindow_records = 0\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: `window_records`: must be at least 1"]),
+        },
+        ConfigCase {
+            name: "monitoring: sampling beyond 100 %",
+            text: b(format!("{base}\n[monitoring]\ncapture = true\n\n[monitoring.staging]\nsampling_percent = 150\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:26: `sampling_percent`: 150 is out of range [0, 100]"]),
+        },
+        ConfigCase {
+            name: "monitoring: ALERT below WARN",
+            text: b(format!("{base}\n[monitoring]\npsi_warn = 0.3\npsi_alert = 0.2\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: `psi_alert`: 0.2 is below psi_warn (0.3)"]),
+        },
+        ConfigCase {
+            name: "monitoring: min window above the window",
+            text: b(format!("{base}\n[monitoring]\nwindow_records = 50\nmin_window_records = 80\n")),
+            args: &["status", "--json"],
+            expected: ex(&["{f}:24: `min_window_records`: 80 is more than window_records (50)"]),
+        },
+        ConfigCase {
             name: "endpoints: bad metrics_listen",
             text: b(rep(
                 &base,
