@@ -112,6 +112,13 @@ pub fn next_step(ty: EventType, version: Option<i64>, commit: Option<&str>) -> O
             tag: None,
             why: "the run failed: fix the commit and push a new one".into(),
         }),
+        (EventType::MonitorDrift, Some(n)) => Some(NextStep {
+            command: format!("rcfops monitor --version {n}"),
+            tag: None,
+            why: format!(
+                "v{n}'s live traffic or live quality moved: read the windows and the drifted features, then retrain, roll back or accept"
+            ),
+        }),
         (EventType::ApprovalRefused, _) => Some(NextStep {
             command: "rcfops status".into(),
             tag: None,
@@ -148,7 +155,7 @@ pub fn summary(d: &EventData) -> String {
             d.detail
         ),
         EventType::ApprovalRefused => format!("approval refused: {}", d.detail),
-        EventType::MonitorDrift => format!("drift on {}: {}", stage_text(d.stage), d.detail),
+        EventType::MonitorDrift => format!("model monitor: {}", d.detail),
         EventType::Test => "test notification from rcfops".to_string(),
     };
     match &d.next {
