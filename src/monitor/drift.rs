@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{binomial_check, ks, psi, Bins};
+use super::stats::{binomial_check, ks, psi, psi_noise, Bins};
 use crate::domain::Verdict;
 
 /// Quantile bins per feature and for the scores.
@@ -201,7 +201,7 @@ pub struct WindowStats {
     pub alert_rate_p_value: f64,
     /// `(feature, psi)` for every feature, in model order.
     pub feature_psi: Vec<(String, f64)>,
-    /// Features whose PSI reached the warning level, largest first.
+    /// Features whose PSI reached the warning level (beyond chance), largest first.
     pub drifted_features: Vec<String>,
     /// `None`: fewer than `min_records` records, not judged.
     pub level: Option<Verdict>,
@@ -232,11 +232,35 @@ pub fn judge(w: &Window, b: &Baseline, p: &Policy) -> WindowStats {
         .zip(&w.feature_counts)
         .map(|(f, c)| (f.name.clone(), psi(&f.bins.expected, c)))
         .collect();
-    let mut drifted: Vec<&(String, f64)> = feature_psi
+    // A PSI counts only beyond what chance gives a window this small (and, for the features,
+    // across all of them: Bonferroni over the feature count).
+    let d = b.features.len().max(1) as f64;
+    let score_floor = |alpha: f64| psi_noise(b.score_bins.len(), n, b.score_bins.n, alpha);
+    let feature_floor =
+        |f: &FeatureBins, alpha: f64| psi_noise(f.bins.len(), n, f.bins.n, alpha / d);
+    let level_of = |v: f64, warn_floor: f64, alert_floor: f64| {
+        if v >= p.psi_alert.max(alert_floor) {
+            Some(Verdict::Alert)
+        } else if v >= p.psi_warn.max(warn_floor) {
+            Some(Verdict::Warn)
+        } else {
+            None
+        }
+    };
+    let mut drifted: Vec<(&(String, f64), Verdict)> = b
+        .features
         .iter()
-        .filter(|(_, v)| *v >= p.psi_warn)
+        .zip(&feature_psi)
+        .filter_map(|(f, fp)| {
+            level_of(
+                fp.1,
+                feature_floor(f, p.rate_alpha_warn),
+                feature_floor(f, p.rate_alpha_alert),
+            )
+            .map(|l| (fp, l))
+        })
         .collect();
-    drifted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    drifted.sort_by(|a, b| b.0 .1.total_cmp(&a.0 .1));
 
     let mut level = Verdict::Ok;
     let mut reasons = Vec::new();
@@ -244,16 +268,11 @@ pub fn judge(w: &Window, b: &Baseline, p: &Policy) -> WindowStats {
         level = level.max(l);
         reasons.push(format!("{l}: {why}"));
     };
-    let psi_level = |v: f64| {
-        if v >= p.psi_alert {
-            Some(Verdict::Alert)
-        } else if v >= p.psi_warn {
-            Some(Verdict::Warn)
-        } else {
-            None
-        }
-    };
-    if let Some(l) = psi_level(score_psi) {
+    if let Some(l) = level_of(
+        score_psi,
+        score_floor(p.rate_alpha_warn),
+        score_floor(p.rate_alpha_alert),
+    ) {
         raise(l, format!("score PSI {score_psi:.3}"));
     }
     if ks_p_value < p.ks_alpha && ks_statistic >= p.ks_min_effect {
@@ -290,10 +309,8 @@ pub fn judge(w: &Window, b: &Baseline, p: &Policy) -> WindowStats {
     } else if rate.p_value < p.rate_alpha_warn {
         raise(Verdict::Warn, rate_phrase());
     }
-    for (name, v) in &drifted {
-        if let Some(l) = psi_level(*v) {
-            raise(l, format!("feature {name} PSI {v:.3}"));
-        }
+    for ((name, v), l) in &drifted {
+        raise(*l, format!("feature {name} PSI {v:.3}"));
     }
     WindowStats {
         records: n,
@@ -304,7 +321,7 @@ pub fn judge(w: &Window, b: &Baseline, p: &Policy) -> WindowStats {
         expected_alert_rate: b.expected_alert_rate,
         alert_rate_interval: interval,
         alert_rate_p_value: rate.p_value,
-        drifted_features: drifted.iter().map(|(n, _)| n.clone()).collect(),
+        drifted_features: drifted.iter().map(|((n, _), _)| n.clone()).collect(),
         feature_psi,
         level: (n >= p.min_records).then_some(level),
         reasons,

@@ -12,6 +12,9 @@ pub struct Bins {
     pub edges: Vec<f64>,
     /// One share per bin (`edges.len() + 1`), summing to 1.
     pub expected: Vec<f64>,
+    /// Size of the reference sample (0: unknown).
+    #[serde(default)]
+    pub n: usize,
 }
 
 impl Bins {
@@ -24,6 +27,7 @@ impl Bins {
             return Bins {
                 edges: Vec::new(),
                 expected: vec![1.0],
+                n: 0,
             };
         }
         let mut edges: Vec<f64> = (1..bins)
@@ -39,6 +43,7 @@ impl Bins {
         Bins {
             expected: counts.iter().map(|c| *c as f64 / n as f64).collect(),
             edges,
+            n,
         }
     }
 
@@ -79,6 +84,36 @@ pub fn psi(expected: &[f64], counts: &[u64]) -> f64 {
             (a - e) * (a / e).ln()
         })
         .sum()
+}
+
+/// The PSI a window of `n` records shows by chance alone at significance `alpha`, against
+/// bins fitted on `m` reference records (`m = 0`: exact shares). For small differences
+/// `n_eff · PSI` follows a χ² law with `bins − 1` degrees of freedom, `1/n_eff = 1/n + 1/m`;
+/// a PSI below this is noise, however large it looks in a small window.
+pub fn psi_noise(bins: usize, n: usize, m: usize, alpha: f64) -> f64 {
+    if bins < 2 || n == 0 {
+        return 0.0;
+    }
+    let inv = 1.0 / n as f64 + if m == 0 { 0.0 } else { 1.0 / m as f64 };
+    chi2_quantile(bins - 1, 1.0 - alpha) * inv
+}
+
+/// The `p` quantile of the χ² law with `k` degrees of freedom (Wilson–Hilferty).
+pub fn chi2_quantile(k: usize, p: f64) -> f64 {
+    let k = k as f64;
+    let h = 2.0 / (9.0 * k);
+    (k * (1.0 - h + normal_quantile(p) * h.sqrt()).powi(3)).max(0.0)
+}
+
+/// The `p` quantile of the standard normal law (Abramowitz–Stegun 26.2.23, |error| < 4.5e-4).
+pub fn normal_quantile(p: f64) -> f64 {
+    let p = p.clamp(1e-300, 1.0 - 1e-16);
+    let (q, sign) = if p < 0.5 { (p, -1.0) } else { (1.0 - p, 1.0) };
+    let t = (-2.0 * q.ln()).sqrt();
+    let z = t
+        - (2.515_517 + 0.802_853 * t + 0.010_328 * t * t)
+            / (1.0 + 1.432_788 * t + 0.189_269 * t * t + 0.001_308 * t * t * t);
+    sign * z
 }
 
 /// The two-sample Kolmogorov–Smirnov statistic of `a` and `b` (both sorted ascending) and its
@@ -241,6 +276,18 @@ mod tests {
         let v = psi(&e, &[20_000, 10_000, 70_000]);
         let want = 0.1 * 2f64.ln() + 0.1 * 2f64.ln();
         assert!((v - want).abs() < 1e-3, "{v} vs {want}");
+    }
+
+    #[test]
+    fn the_noise_floor_of_psi_shrinks_with_the_window() {
+        assert!((normal_quantile(0.975) - 1.96).abs() < 1e-3);
+        assert!((normal_quantile(0.001) + 3.090).abs() < 1e-3);
+        // χ²(9) at 0.999 is 27.88.
+        assert!((chi2_quantile(9, 0.999) - 27.88).abs() < 0.2);
+        let small = psi_noise(10, 50, 0, 0.001);
+        let large = psi_noise(10, 1000, 0, 0.001);
+        assert!(small > 0.5 && large < 0.03, "{small} {large}");
+        assert!(psi_noise(10, 1000, 1000, 0.001) > 1.9 * large);
     }
 
     #[test]
