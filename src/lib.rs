@@ -24,6 +24,7 @@
 //! - [`artifacts`]: content-addressed, atomically written, digest-verified model files.
 //! - [`repo`]: everything learnt from git (through git2), and the approval tags the CLI makes.
 //! - [`config`]: `config.toml` into a typed `Config`, errors naming file, line and key; `config::notify` for the sinks and their secret files.
+//! - [`dashboard`]: the read-only dashboard: server-rendered pages with inline SVG charts (pure `pages`, `svg`, `html`), `/api/…` JSON, live refresh by server-sent events.
 //! - [`cli`]: the `rcfops` commands, one file per command group; `StatusDoc` for `status`.
 //! - [`stream`]: streaming scores of a time series (`rcfops stream`), outside the flow; `stream::alert` turns them into alerts (anomaly likelihood, out-of-range rule, refractory period).
 //! - [`logging`]: human lines on stderr, JSON lines in the state folder.
@@ -35,6 +36,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod domain;
 pub mod envrepo;
 pub mod failpoint;

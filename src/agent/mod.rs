@@ -33,6 +33,9 @@ pub struct Endpoints {
     pub pid: u32,
     pub staging: String,
     pub production: String,
+    /// The dashboard's URL (`None`: off, or its address was taken).
+    #[serde(default)]
+    pub dashboard: Option<String>,
 }
 
 pub fn endpoints_file(cfg: &Config) -> std::path::PathBuf {
@@ -200,10 +203,29 @@ pub async fn run(
         production_tls.is_some(),
     )
     .await?;
+    // The dashboard is a window on the flow, not part of it: when its address is taken the
+    // agent says so and runs on without it.
+    let dashboard_l = match cfg.dashboard {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(
+                    "cannot serve the dashboard on {addr}: {e}; the agent runs on without it (set [dashboard] listen to a free address, or \"off\")"
+                );
+                None
+            }
+        },
+    };
+    let dashboard_url = dashboard_l
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| format!("http://{a}"));
     let endpoints = Endpoints {
         pid: std::process::id(),
         staging: staging_url.clone(),
         production: production_url.clone(),
+        dashboard: dashboard_url.clone(),
     };
     let endpoints_path = endpoints_file(&cfg);
     let text = serde_json::to_vec_pretty(&endpoints).expect("plain strings and numbers");
@@ -290,6 +312,19 @@ pub async fn run(
             }));
         }
         tracing::info!("{} endpoint auth: {}", ep.stage, ecfg.auth.describe());
+    }
+    if let (Some(l), Some(url)) = (dashboard_l, &dashboard_url) {
+        let d = crate::dashboard::Dashboard::new(
+            cfg.clone(),
+            registry.clone(),
+            vec![staging.clone(), production.clone()],
+            stop_rx.clone(),
+        );
+        let stop = stopped(stop_rx.clone());
+        servers.push(tokio::spawn(async move {
+            crate::dashboard::serve(l, d, stop).await
+        }));
+        tracing::info!("dashboard on {url}");
     }
     for w in &cfg.warnings {
         tracing::warn!("{w}");

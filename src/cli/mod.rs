@@ -23,7 +23,7 @@ mod status;
 
 pub use approvals::with_signing_enabled;
 pub use logs::{human_log_line, parse_since};
-pub use status::{status_doc, StatusDoc};
+pub use status::{status_doc, StatusDoc, VersionDoc};
 
 use approvals::{cmd_approval, cmd_rollback, cmd_signing_setup};
 use eval::{cmd_eval, cmd_stream};

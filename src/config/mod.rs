@@ -39,6 +39,8 @@ pub struct Config {
     pub kubernetes: Option<KubernetesConfig>,
     /// `[monitoring]`: data capture, drift and live quality.
     pub monitoring: MonitoringConfig,
+    /// `[dashboard] listen`: where the dashboard is served (`None`: off).
+    pub dashboard: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,7 +127,19 @@ struct RawConfig {
     kubernetes: Option<deploy::RawKubernetes>,
     #[serde(default)]
     monitoring: monitoring::RawMonitoring,
+    #[serde(default)]
+    dashboard: RawDashboard,
 }
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDashboard {
+    listen: Option<String>,
+    allow_remote: Option<bool>,
+}
+
+/// Where the dashboard listens unless `[dashboard] listen` says otherwise.
+pub const DEFAULT_DASHBOARD: &str = "127.0.0.1:8090";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -475,6 +489,24 @@ impl Config {
             ));
         }
         let monitoring = monitoring::parse(&raw.monitoring, &key_err)?;
+        let dashboard = match raw.dashboard.listen.as_deref().unwrap_or(DEFAULT_DASHBOARD) {
+            "off" => None,
+            text => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    key_err(
+                        "dashboard.listen",
+                        format!("{text:?} is not an address like \"127.0.0.1:8090\" (or \"off\")"),
+                    )
+                })?;
+                if !addr.ip().is_loopback() && raw.dashboard.allow_remote != Some(true) {
+                    return Err(key_err(
+                        "dashboard.listen",
+                        format!("{addr} is reachable from other machines and the dashboard has no login; listen on 127.0.0.1 (and reach it through an SSH tunnel or a proxy that authenticates), or set allow_remote = true"),
+                    ));
+                }
+                Some(addr)
+            }
+        };
         let repo_path = resolve(&raw.repo.path);
         let notify = notify::parse(raw.notify, text, name, &resolve, &repo_path)?;
         Ok(Config {
@@ -482,6 +514,7 @@ impl Config {
             warnings,
             kubernetes,
             monitoring,
+            dashboard,
             notify,
             repo: RepoConfig {
                 path: repo_path,

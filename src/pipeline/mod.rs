@@ -7,6 +7,7 @@
 //! content-addressed) before the version row, so a registered version always has its file.
 
 pub mod champion;
+pub mod curves;
 pub mod data;
 pub mod gate;
 pub mod metrics;

@@ -295,6 +295,11 @@ fn execute_steps(
         staging_test: serde_json::to_value(&trained.sample).expect("sample serialises"),
         champion: serde_json::to_value(&champions).expect("comparisons serialise"),
         baseline: Some(baseline),
+        curves: Some(super::curves::curves(
+            &trained.held_out.scores,
+            &trained.held_out.labels,
+            trained.model.header.threshold,
+        )),
     };
     let (version, new) = steps.run("register", || {
         let registered = reg.register_version(run, &new).map_err(|e| e.to_string())?;

@@ -167,6 +167,10 @@ CREATE TABLE IF NOT EXISTS baselines (
     version  INTEGER PRIMARY KEY REFERENCES versions(version),
     data     TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS curves (
+    version  INTEGER PRIMARY KEY REFERENCES versions(version),
+    data     TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS capture_cursors (
     path    TEXT PRIMARY KEY,
     offset  INTEGER NOT NULL
@@ -302,6 +306,16 @@ pub struct ApprovalRow {
     pub forced: bool,
 }
 
+/// One change of what a stage serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentRow {
+    pub stage: Stage,
+    /// `None`: the stage was left without a model.
+    pub version: Option<i64>,
+    pub at_ts: f64,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRow {
     pub id: i64,
@@ -330,6 +344,8 @@ pub struct NewVersion {
     pub champion: serde_json::Value,
     /// What Model Monitor compares this version's live traffic with.
     pub baseline: Option<crate::monitor::drift::Baseline>,
+    /// The evaluation's curves, histogram and confusion counts (for the dashboard).
+    pub curves: Option<crate::pipeline::curves::Curves>,
 }
 
 /// A decision about one approval source (tag object or file), with its effect.

@@ -101,6 +101,35 @@ impl Registry {
         })
     }
 
+    /// Every deployment, oldest first.
+    pub fn deployments(&self) -> Result<Vec<DeploymentRow>> {
+        self.query(
+            "SELECT stage, version, at_ts, reason FROM deployments ORDER BY id",
+            [],
+            |r| {
+                Ok(DeploymentRow {
+                    stage: r.get(0)?,
+                    version: r.get(1)?,
+                    at_ts: r.get(2)?,
+                    reason: r.get(3)?,
+                })
+            },
+        )
+    }
+
+    /// Changes whenever anything a page shows may have changed: a new audit event, run or
+    /// step (what the dashboard's live refresh polls).
+    pub fn change_stamp(&self) -> Result<(i64, i64, i64)> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM audit), (SELECT COALESCE(MAX(run), 0) FROM runs),
+                        (SELECT COUNT(*) FROM steps)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })
+    }
+
     /// The version most recently deployed to `stage` (what it served when the agent stopped).
     pub fn deployed(&self, stage: Stage) -> Result<Option<i64>> {
         self.with(|c| {

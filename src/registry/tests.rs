@@ -13,6 +13,7 @@ fn new_version(commit: &str, group: &str) -> NewVersion {
         staging_test: serde_json::json!({"records": [], "scores": []}),
         champion: serde_json::Value::Null,
         baseline: None,
+        curves: None,
     }
 }
 

@@ -48,6 +48,12 @@ impl Registry {
                     v.champion.to_string(),
                 ],
             )?;
+            if let Some(c) = &v.curves {
+                tx.execute(
+                    "INSERT INTO curves (version, data) VALUES (?1, ?2)",
+                    params![n, serde_json::to_string(c).expect("numbers")],
+                )?;
+            }
             if let Some(b) = &v.baseline {
                 tx.execute(
                     "INSERT INTO baselines (version, data) VALUES (?1, ?2)",
@@ -78,6 +84,19 @@ impl Registry {
             [],
             version_row,
         )
+    }
+
+    /// The evaluation curves stored with `version` (`None`: registered before they were kept).
+    pub fn curves(&self, version: i64) -> Result<Option<crate::pipeline::curves::Curves>> {
+        let rows = self.query(
+            "SELECT data FROM curves WHERE version = ?1",
+            [version],
+            |r| r.get::<_, String>(0),
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|s| serde_json::from_str(&s).ok()))
     }
 
     pub fn version(&self, n: i64) -> Result<Option<VersionRow>> {

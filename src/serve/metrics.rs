@@ -124,6 +124,43 @@ impl AtomicHistogram {
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
+
+    /// The `q` quantile, interpolated linearly inside its bucket (`None`: no observation;
+    /// the top bound when it falls in the +Inf bucket).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        for (i, c) in counts.iter().enumerate() {
+            if (below + c) as f64 >= rank && *c > 0 {
+                let lo = if i == 0 { 0.0 } else { self.bounds[i - 1] };
+                let Some(hi) = self.bounds.get(i) else {
+                    return self.bounds.last().copied();
+                };
+                return Some(lo + (hi - lo) * (rank - below as f64) / *c as f64);
+            }
+            below += c;
+        }
+        self.bounds.last().copied()
+    }
+}
+
+/// An endpoint's request totals and latency quantiles (the dashboard's endpoint panel).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Totals {
+    pub requests: u64,
+    /// Answers with a 4xx or 5xx status.
+    pub errors: u64,
+    pub p50_s: Option<f64>,
+    pub p99_s: Option<f64>,
 }
 
 impl TypedMetric for AtomicHistogram {
@@ -169,6 +206,8 @@ pub struct EndpointMetrics {
     refusals: Family<RefusalLabels, Counter>,
     capture_written: Counter,
     capture_dropped: Counter,
+    total: AtomicU64,
+    errors: AtomicU64,
     /// The label set currently set to 1 in `model`.
     current: Mutex<Option<ModelLabels>>,
 }
@@ -283,7 +322,19 @@ impl EndpointMetrics {
             refusals,
             capture_written,
             capture_dropped,
+            total: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
             current: Mutex::new(None),
+        }
+    }
+
+    /// Requests, errors and latency quantiles so far.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            requests: self.total.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            p50_s: self.latency.quantile(0.5),
+            p99_s: self.latency.quantile(0.99),
         }
     }
 
@@ -305,6 +356,10 @@ impl EndpointMetrics {
                 .inc();
         }
         self.latency.observe(seconds);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if status >= 400 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts an invocation refused by authentication.

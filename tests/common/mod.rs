@@ -52,6 +52,9 @@ listen = "127.0.0.1:0"
 [endpoints.production]
 listen = "127.0.0.1:0"
 
+[dashboard]
+listen = "127.0.0.1:0"
+
 [agent]
 debounce_ms = 20
 resync_ms = 300
@@ -113,6 +116,7 @@ staging_test_records = 60
             child,
             staging: String::new(),
             production: String::new(),
+            dashboard: None,
         };
         let ok = wait_until(Duration::from_secs(30), || {
             let Ok(t) = std::fs::read_to_string(&endpoints) else {
@@ -126,6 +130,7 @@ staging_test_records = 60
             }
             agent.staging = v["staging"].as_str().unwrap().to_string();
             agent.production = v["production"].as_str().unwrap().to_string();
+            agent.dashboard = v["dashboard"].as_str().map(str::to_string);
             true
         });
         assert!(ok, "agent did not start; stderr: {}", self.agent_stderr());
@@ -383,6 +388,8 @@ pub struct Agent {
     pub child: Child,
     pub staging: String,
     pub production: String,
+    /// The dashboard's URL, when it is served.
+    pub dashboard: Option<String>,
 }
 
 impl Agent {
