@@ -297,7 +297,7 @@ mod tests {
                 && svg.contains(">true-positive rate</text>")
         );
         let points = svg
-            .split("points=\"")
+            .split(" fill=\"none\" points=\"")
             .nth(1)
             .unwrap()
             .split('"')
