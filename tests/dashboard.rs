@@ -53,10 +53,7 @@ fn pages_api_live_events_and_bad_requests() {
     assert!(roc_points > 10);
     let (status, _, page) = get(&format!("{base}/versions/1"));
     assert_eq!(status, 200);
-    assert!(
-        page.contains(&format!("id=\"roc\""))
-            && page.contains(&format!("data-points=\"{roc_points}\""))
-    );
+    assert!(page.contains("id=\"roc\"") && page.contains(&format!("data-points=\"{roc_points}\"")));
     assert!(
         page.contains(">false-positive rate</text>") && page.contains(">true-positive rate</text>")
     );

@@ -38,7 +38,7 @@ main{padding:16px;max-width:1240px;margin:0 auto}h1{font-size:20px;margin:4px 0 
 .cards{display:flex;flex-wrap:wrap;gap:12px}.card{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:10px 12px;flex:1 1 260px;min-width:0}
 table{border-collapse:collapse;width:100%;background:var(--card)}th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}th{background:#eef1f6;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}.scroll{overflow-x:auto}
-code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#eef1f6;padding:1px 4px;border-radius:3px}pre{padding:8px;white-space:pre-wrap;word-break:break-all}
+code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#eef1f6;padding:1px 4px;border-radius:3px;overflow-wrap:anywhere}dd{margin-left:12px;overflow-wrap:anywhere}h1,h2,h3{overflow-wrap:anywhere}pre{padding:8px;white-space:pre-wrap;word-break:break-all}
 .badge{display:inline-block;padding:0 6px;border-radius:10px;font-size:12px;border:1px solid currentColor}.ok{color:var(--ok)}.warn{color:var(--warn)}.bad{color:var(--bad)}.muted{color:var(--muted)}
 .flow{display:flex;flex-wrap:wrap;align-items:stretch;gap:6px}.flow .step{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:8px 10px;flex:1 1 150px;min-width:0}.flow .arrow{align-self:center;color:var(--muted)}
 .charts{display:flex;flex-wrap:wrap;gap:12px}svg.chart{background:var(--card);border:1px solid var(--line);border-radius:6px;width:420px;max-width:100%;height:auto}
@@ -52,6 +52,7 @@ form.filter{display:flex;flex-wrap:wrap;gap:8px;align-items:end;margin-bottom:10
 /// Live refresh: on each server-sent event the page's `<main>` is fetched again and swapped.
 const JS: &str = r#"
 (function(){if(!window.EventSource)return;var es=new EventSource('/events');var busy=false;
+window.addEventListener('pagehide',function(){es.close()});
 es.onmessage=function(){if(busy)return;busy=true;fetch(location.href,{headers:{'Accept':'text/html'}}).then(function(r){return r.text()}).then(function(t){var d=new DOMParser().parseFromString(t,'text/html');var m=d.getElementById('main');if(m){document.getElementById('main').innerHTML=m.innerHTML;document.body.setAttribute('data-refreshed',String(Date.now()))}}).catch(function(){}).then(function(){busy=false})};})();
 "#;
 
@@ -60,7 +61,7 @@ pub fn page(title: &str, path: &str, body: &str) -> String {
     let mut out = String::with_capacity(body.len() + 6000);
     let _ = write!(
         out,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · rcfops</title><style>{CSS}</style></head><body><header><span class=\"brand\">rcfops</span><nav aria-label=\"pages\">",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · rcfops</title><link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head><body><header><span class=\"brand\">rcfops</span><nav aria-label=\"pages\">",
         esc(title)
     );
     for (href, label) in NAV {
