@@ -310,6 +310,8 @@ fn version_page(d: &Dashboard, n: i64) -> Result<String, Failure> {
         .registry
         .audit_filtered(None, Some(n), None, AUDIT_LIMIT)?;
     Ok(pages::version(&VersionPage {
+        status: &status,
+        approvers: &d.approvers(),
         version: v,
         data_sha256: &row.data_sha256,
         curves: curves.as_ref(),

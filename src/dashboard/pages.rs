@@ -295,6 +295,8 @@ pub fn versions(status: &StatusDoc, sort: SortKey, descending: bool) -> String {
 
 /// Everything the version page shows.
 pub struct VersionPage<'a> {
+    pub status: &'a StatusDoc,
+    pub approvers: &'a Approvers,
     pub version: &'a crate::cli::VersionDoc,
     pub data_sha256: &'a str,
     pub curves: Option<&'a Curves>,
@@ -322,6 +324,23 @@ pub fn version(p: &VersionPage) -> String {
             v.stages.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         }
     );
+    let next: Vec<_> = waiting(p.status, p.approvers)
+        .into_iter()
+        .filter(|w| w.0 == n)
+        .collect();
+    if let Some((_, what, cmd, tag)) = next.first() {
+        let _ = write!(
+            b,
+            "<section class=\"card\" id=\"next\" aria-labelledby=\"next-h\"><h2 id=\"next-h\">Next</h2><p>v{n} waits for {}: <code>{}</code>{}</p></section>",
+            esc(what),
+            esc(cmd),
+            if tag.is_empty() {
+                String::new()
+            } else {
+                format!(" or <code>{}</code>", esc(tag))
+            }
+        );
+    }
     let m = &v.metrics;
     let _ = write!(
         b,
