@@ -26,7 +26,9 @@ fn fill(path: &std::path::Path) {
     let tx = c.transaction().unwrap();
     let mut s = 7u64;
     let mut next = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (s >> 11) as f64 / (1u64 << 53) as f64
     };
     let t0 = 1_796_000_000.0;
@@ -38,9 +40,11 @@ fn fill(path: &std::path::Path) {
             params![v, commit, ts, ts + 3.0],
         )
         .unwrap();
-        for (k, step) in ["load", "validate", "train", "compare", "gate", "store", "register"]
-            .iter()
-            .enumerate()
+        for (k, step) in [
+            "load", "validate", "train", "compare", "gate", "store", "register",
+        ]
+        .iter()
+        .enumerate()
         {
             tx.execute(
                 "INSERT INTO steps (run, step, status, started_ts, duration_ms) VALUES (?1, ?2, 'Succeeded', ?3, ?4)",
@@ -92,7 +96,14 @@ fn fill(path: &std::path::Path) {
     }
     for i in 0..AUDIT {
         let v = 1 + i % VERSIONS;
-        let event = ["version.registered", "approve.accepted", "staging.deploy", "staging.passed", "promote.accepted", "production.deploy"][(i % 6) as usize];
+        let event = [
+            "version.registered",
+            "approve.accepted",
+            "staging.deploy",
+            "staging.passed",
+            "promote.accepted",
+            "production.deploy",
+        ][(i % 6) as usize];
         tx.execute(
             "INSERT INTO audit (at_ts, actor, how, event, version, detail) VALUES (?1, 'lead@bank.example', 'tag', ?2, ?3, 'a detail line a person reads')",
             params![t0 + i as f64, event, v],
@@ -129,7 +140,9 @@ fn main() {
         .unwrap();
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let d = rcfops::dashboard::Dashboard::new(cfg, registry, Vec::new(), stop_rx);
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move {
         axum::serve(listener, rcfops::dashboard::router(d))
@@ -145,7 +158,10 @@ fn main() {
         "dashboard render: {VERSIONS} versions, {AUDIT} audit events (registry filled in {:.1} s); {ROUNDS} sequential requests a page over loopback HTTP",
         filled.as_secs_f64()
     );
-    println!("{:<28} {:>10} {:>9} {:>9} {:>8}", "page", "bytes", "p50 ms", "p95 ms", "goal");
+    println!(
+        "{:<28} {:>10} {:>9} {:>9} {:>8}",
+        "page", "bytes", "p50 ms", "p95 ms", "goal"
+    );
     let mut worst: f64 = 0.0;
     for path in [
         "/",

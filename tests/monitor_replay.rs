@@ -394,5 +394,19 @@ fn replayed_shuttle_traffic_drift_bursts_and_live_quality() {
         text.contains("v1: ") && text.contains("drift ALERT") && text.contains("f2"),
         "{text}"
     );
+    // The dashboard draws the same windows and the live quality.
+    let base = agent.dashboard.clone().expect("dashboard");
+    let page = http()
+        .get(format!("{base}/monitor"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("id=\"drift-production-1\"")
+            && page.contains("data-series=\"score PSI\" data-points=\"100\""),
+        "{page}"
+    );
+    assert!(page.contains("id=\"quality-production-1\"") && page.contains("f2"));
     drop(agent);
 }

@@ -681,6 +681,45 @@ pub fn monitor(doc: &MonitorDoc) -> String {
                     );
                 }
                 b.push_str("</tbody></table>");
+                let live: Vec<(f64, f64)> = v
+                    .live_quality
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, q)| q.pr_auc.map(|p| (i as f64, p)))
+                    .collect();
+                let last = (v.live_quality.len().max(2) - 1) as f64;
+                let eval: Vec<(f64, f64)> = v
+                    .eval_pr_auc
+                    .map(|e| vec![(0.0, e), (last, e)])
+                    .unwrap_or_default();
+                b.push_str("<div class=\"charts\">");
+                b.push_str(&svg::line_chart(
+                    &format!("quality-{}-{}", s.stage, v.version),
+                    &format!("Live PR-AUC per day, v{}", v.version),
+                    &format!(
+                        "{} days with labels; latest live PR-AUC {}; evaluation PR-AUC {}",
+                        v.live_quality.len(),
+                        opt(live.last().map(|p| p.1), 4),
+                        opt(v.eval_pr_auc, 4)
+                    ),
+                    "day",
+                    "PR-AUC",
+                    (0.0, last),
+                    (0.0, 1.0),
+                    &[
+                        Series {
+                            name: "live",
+                            class: "s0",
+                            points: &live,
+                        },
+                        Series {
+                            name: "evaluation",
+                            class: "s2",
+                            points: &eval,
+                        },
+                    ],
+                ));
+                b.push_str("</div>");
             }
             b.push_str("</div>");
         }

@@ -234,14 +234,15 @@ staging_test_records = 60
     }
 
     /// Creates `promote/vN` as `email`, stamped after the second v`n`'s staging tests passed
-    /// (a promotion stamped in that very second is refused as ambiguous).
+    /// (a promotion stamped in that very second is refused as ambiguous). git stamps tags with
+    /// `time()`, a coarse clock that can lag the precise one by a timer tick: hence the margin.
     pub fn promote_tag(&self, n: i64, email: &str) -> String {
         let v = self.registry().version(n).unwrap().expect("version exists");
         let passed = v.staging_ts.expect("staging tests ran");
         let next = passed.floor() + 1.0;
         let now = rcfops::registry::now_ts();
         if now < next {
-            std::thread::sleep(Duration::from_secs_f64(next - now + 0.01));
+            std::thread::sleep(Duration::from_secs_f64(next - now + 0.1));
         }
         self.tag(&format!("promote/v{n}"), &v.commit, email)
     }
