@@ -160,6 +160,13 @@ fn the_dashboard_in_chromium() {
             "return document.querySelector('#step-pending') !== null && document.querySelector('#step-pending').textContent.includes('v2');",
         )
         .await;
+        let seen = rcfops::registry::now_ts();
+        let registered = p.registry().version(2).unwrap().unwrap().registered_ts;
+        assert!(
+            seen - registered < 2.0,
+            "v2 showed {:.2} s after it was registered",
+            seen - registered
+        );
         assert_eq!(
             c.execute("return window.__kept;", vec![]).await.unwrap(),
             json!("no reload")
@@ -222,6 +229,9 @@ fn the_dashboard_in_chromium() {
         shot(&c, &shots, "version").await;
 
         // v2 against production's v1 once v1 is promoted: two curves on one chart.
+        p.wait_status("v1's staging tests", |s| {
+            version(s, 1).unwrap()["staging_tests"] == "Passed"
+        });
         p.promote_tag(1, "lead@bank.example");
         p.wait_status("v1 in production", |s| stage_version(s, "production") == Some(1));
         c.goto(&format!("{base}/versions/2")).await.unwrap();
@@ -240,6 +250,8 @@ fn the_dashboard_in_chromium() {
         ] {
             c.goto(&format!("{base}{path}")).await.unwrap();
             c.find(Locator::Css("main#main h1")).await.unwrap();
+            let next = c.find(Locator::Css("#next-step")).await.unwrap();
+            assert!(next.text().await.unwrap().contains("rcfops approve 2"), "{path}");
             shot(&c, &shots, name).await;
         }
         // Readable on a narrow window: the page itself never scrolls sideways (wide tables

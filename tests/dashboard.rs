@@ -78,6 +78,10 @@ fn pages_api_live_events_and_bad_requests() {
         let (status, _, page) = get(&format!("{base}{path}"));
         assert_eq!(status, 200, "{path}: {page}");
         assert!(page.contains("<main id=\"main\">"), "{path}");
+        assert!(
+            page.contains("id=\"next-step\"") && page.contains("rcfops approve 1"),
+            "{path}"
+        );
     }
     let (_, ct, api_status) = get(&format!("{base}/api/status"));
     assert!(ct.starts_with("application/json"));

@@ -39,7 +39,7 @@ main{padding:16px;max-width:1240px;margin:0 auto}h1{font-size:20px;margin:4px 0 
 table{border-collapse:collapse;width:100%;background:var(--card)}th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}th{background:#eef1f6;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}.scroll{overflow-x:auto}
 code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#eef1f6;padding:1px 4px;border-radius:3px;overflow-wrap:anywhere}dd{margin-left:12px;overflow-wrap:anywhere}h1,h2,h3{overflow-wrap:anywhere}pre{padding:8px;white-space:pre-wrap;word-break:break-all}
-.badge{display:inline-block;padding:0 6px;border-radius:10px;font-size:12px;border:1px solid currentColor}.ok{color:var(--ok)}.warn{color:var(--warn)}.bad{color:var(--bad)}.muted{color:var(--muted)}
+.next{background:#fff8e1;border:1px solid #f0d58a;border-radius:6px;padding:6px 10px}.badge{display:inline-block;padding:0 6px;border-radius:10px;font-size:12px;border:1px solid currentColor}.ok{color:var(--ok)}.warn{color:var(--warn)}.bad{color:var(--bad)}.muted{color:var(--muted)}
 .flow{display:flex;flex-wrap:wrap;align-items:stretch;gap:6px}.flow .step{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:8px 10px;flex:1 1 150px;min-width:0}.flow .arrow{align-self:center;color:var(--muted)}
 .charts{display:flex;flex-wrap:wrap;gap:12px}svg.chart{background:var(--card);border:1px solid var(--line);border-radius:6px;width:420px;max-width:100%;height:auto}
 svg .axes line,svg .tick{stroke:#8a93a6}svg text{font-size:11px;fill:var(--fg)}svg .chart-title{font-weight:600;font-size:12px}
@@ -56,8 +56,32 @@ window.addEventListener('pagehide',function(){es.close()});
 es.onmessage=function(){if(busy)return;busy=true;fetch(location.href,{headers:{'Accept':'text/html'}}).then(function(r){return r.text()}).then(function(t){var d=new DOMParser().parseFromString(t,'text/html');var m=d.getElementById('main');if(m){document.getElementById('main').innerHTML=m.innerHTML;document.body.setAttribute('data-refreshed',String(Date.now()))}}).catch(function(){}).then(function(){busy=false})};})();
 "#;
 
-/// A whole page: `path` marks the current navigation entry.
-pub fn page(title: &str, path: &str, body: &str) -> String {
+/// A rendered page body, before the frame.
+pub struct Page {
+    pub title: String,
+    /// Marks the current navigation entry.
+    pub path: &'static str,
+    pub body: String,
+}
+
+impl Page {
+    pub fn new(title: &str, path: &'static str, body: String) -> Page {
+        Page {
+            title: title.to_string(),
+            path,
+            body,
+        }
+    }
+
+    /// The whole document, with `next` (HTML) under the navigation.
+    pub fn render(&self, next: &str) -> String {
+        page(&self.title, self.path, &self.body, next)
+    }
+}
+
+/// A whole page: `path` marks the current navigation entry; `next` (HTML) is the line that
+/// says what moves the flow on.
+pub fn page(title: &str, path: &str, body: &str, next: &str) -> String {
     let mut out = String::with_capacity(body.len() + 6000);
     let _ = write!(
         out,
@@ -74,7 +98,7 @@ pub fn page(title: &str, path: &str, body: &str) -> String {
     }
     let _ = write!(
         out,
-        "</nav></header><main id=\"main\">{body}</main><script>{JS}</script></body></html>"
+        "</nav></header><main id=\"main\"><p class=\"next\" id=\"next-step\">{next}</p>{body}</main><script>{JS}</script></body></html>"
     );
     out
 }
@@ -100,7 +124,12 @@ mod tests {
             esc("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
-        let p = page("v7 <x>", "/versions/7", "<p>hi</p>");
+        let p = page(
+            "v7 <x>",
+            "/versions/7",
+            "<p>hi</p>",
+            "Nothing waits on anyone.",
+        );
         assert!(p.starts_with("<!doctype html>") && p.ends_with("</html>"));
         assert!(p.contains("<title>v7 &lt;x&gt; · rcfops</title>"));
         assert!(p.contains("<a href=\"/versions\" aria-current=\"page\">"));

@@ -130,7 +130,7 @@ impl Failure {
             Failure::NotFound(m) => (StatusCode::NOT_FOUND, m),
             Failure::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
         };
-        (code, Html(pages::error(code.as_u16(), &msg))).into_response()
+        (code, Html(pages::error(code.as_u16(), &msg).render(""))).into_response()
     }
 
     fn json(self) -> Response {
@@ -164,6 +164,12 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&d))
         .await
         .unwrap_or_else(|_| Err(Failure::Internal("the page failed to render".into())))
+}
+
+/// Frames a page with the line that says what moves the flow on.
+fn framed(d: &Dashboard, p: html::Page) -> Result<String, Failure> {
+    let status = status_doc(&d.cfg, &d.registry)?;
+    Ok(p.render(&pages::next_line(&status, &d.approvers())))
 }
 
 fn html_page(r: Result<String, Failure>) -> Response {
@@ -239,12 +245,9 @@ async fn overview(State(d): St) -> Response {
         blocking(&d, |d| {
             let status = status_doc(&d.cfg, &d.registry)?;
             let head = d.head();
-            Ok(pages::overview(
-                &status,
-                head.as_deref(),
-                &d.panels(),
-                &d.approvers(),
-            ))
+            let who = d.approvers();
+            Ok(pages::overview(&status, head.as_deref(), &d.panels(), &who)
+                .render(&pages::next_line(&status, &who)))
         })
         .await,
     )
@@ -276,11 +279,9 @@ async fn versions(State(d): St, q: Result<Query<SortQuery>, QueryRejection>) -> 
     };
     html_page(
         blocking(&d, move |d| {
-            Ok(pages::versions(
-                &status_doc(&d.cfg, &d.registry)?,
-                sort,
-                desc,
-            ))
+            let status = status_doc(&d.cfg, &d.registry)?;
+            Ok(pages::versions(&status, sort, desc)
+                .render(&pages::next_line(&status, &d.approvers())))
         })
         .await,
     )
@@ -309,15 +310,17 @@ fn version_page(d: &Dashboard, n: i64) -> Result<String, Failure> {
     let audit = d
         .registry
         .audit_filtered(None, Some(n), None, AUDIT_LIMIT)?;
+    let who = d.approvers();
     Ok(pages::version(&VersionPage {
         status: &status,
-        approvers: &d.approvers(),
+        approvers: &who,
         version: v,
         data_sha256: &row.data_sha256,
         curves: curves.as_ref(),
         production: production.as_ref().map(|(p, c)| (*p, c)),
         audit: &audit,
-    }))
+    })
+    .render(&pages::next_line(&status, &who)))
 }
 
 async fn version(State(d): St, n: Result<Path<String>, PathRejection>) -> Response {
@@ -340,16 +343,16 @@ fn runs_with_steps(
 }
 
 async fn runs(State(d): St) -> Response {
-    html_page(blocking(&d, |d| Ok(pages::runs(&runs_with_steps(d)?))).await)
+    html_page(blocking(&d, |d| framed(d, pages::runs(&runs_with_steps(d)?))).await)
 }
 
 async fn timeline(State(d): St) -> Response {
     html_page(
         blocking(&d, |d| {
-            Ok(pages::timeline(
-                &d.registry.deployments()?,
-                crate::registry::now_ts(),
-            ))
+            framed(
+                d,
+                pages::timeline(&d.registry.deployments()?, crate::registry::now_ts()),
+            )
         })
         .await,
     )
@@ -396,7 +399,9 @@ fn audit_filter(q: Result<Query<RawAuditFilter>, QueryRejection>) -> Result<Audi
 
 async fn audit(State(d): St, q: Result<Query<RawAuditFilter>, QueryRejection>) -> Response {
     match audit_filter(q) {
-        Ok(f) => html_page(blocking(&d, move |d| Ok(pages::audit(&filtered(d, &f)?, &f))).await),
+        Ok(f) => {
+            html_page(blocking(&d, move |d| framed(d, pages::audit(&filtered(d, &f)?, &f))).await)
+        }
         Err(f) => f.page(),
     }
 }
@@ -404,13 +409,10 @@ async fn audit(State(d): St, q: Result<Query<RawAuditFilter>, QueryRejection>) -
 async fn monitor(State(d): St) -> Response {
     html_page(
         blocking(&d, |d| {
-            Ok(pages::monitor(&monitor_doc(
-                &d.cfg,
-                &d.registry,
-                None,
-                None,
-                100,
-            )?))
+            framed(
+                d,
+                pages::monitor(&monitor_doc(&d.cfg, &d.registry, None, None, 100)?),
+            )
         })
         .await,
     )

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::html::{badge, esc, page};
+use super::html::{badge, esc, Page};
 use super::svg::{self, Series};
 use crate::cli::monitor::MonitorDoc;
 use crate::cli::StatusDoc;
@@ -40,7 +40,7 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 }
 
 /// What waits on whom: one row per version a person must act on.
-fn waiting(status: &StatusDoc, who: &Approvers) -> Vec<(i64, String, String, String)> {
+pub fn waiting(status: &StatusDoc, who: &Approvers) -> Vec<(i64, String, String, String)> {
     let mut rows = Vec::new();
     for v in &status.versions {
         let tag = |action: &str| {
@@ -89,7 +89,7 @@ pub fn overview(
     head: Option<&str>,
     panels: &[EndpointPanel],
     who: &Approvers,
-) -> String {
+) -> Page {
     let mut b = String::with_capacity(8192);
     b.push_str("<h1>Overview</h1>");
     // The flow as a picture: head → run → pending → staging → production.
@@ -205,7 +205,7 @@ pub fn overview(
         );
     }
     b.push_str("</tbody></table></div></section>");
-    page("Overview", "/", &b)
+    Page::new("Overview", "/", b)
 }
 
 /// The versions table's sort keys.
@@ -234,7 +234,7 @@ impl std::str::FromStr for SortKey {
     }
 }
 
-pub fn versions(status: &StatusDoc, sort: SortKey, descending: bool) -> String {
+pub fn versions(status: &StatusDoc, sort: SortKey, descending: bool) -> Page {
     let mut vs: Vec<_> = status.versions.iter().collect();
     vs.sort_by(|a, b| {
         let o = match sort {
@@ -290,7 +290,7 @@ pub fn versions(status: &StatusDoc, sort: SortKey, descending: bool) -> String {
         );
     }
     b.push_str("</tbody></table></div>");
-    page("Versions", "/versions", &b)
+    Page::new("Versions", "/versions", b)
 }
 
 /// Everything the version page shows.
@@ -305,7 +305,7 @@ pub struct VersionPage<'a> {
     pub audit: &'a [AuditRow],
 }
 
-pub fn version(p: &VersionPage) -> String {
+pub fn version(p: &VersionPage) -> Page {
     let v = p.version;
     let n = v.version;
     let mut b = String::with_capacity(32 * 1024);
@@ -450,7 +450,7 @@ pub fn version(p: &VersionPage) -> String {
     b.push_str("<section aria-labelledby=\"au-h\"><h2 id=\"au-h\">Audit events</h2>");
     b.push_str(&audit_table(p.audit));
     b.push_str("</section>");
-    page(&format!("v{n}"), "/versions", &b)
+    Page::new(&format!("v{n}"), "/versions", b)
 }
 
 fn audit_table(rows: &[AuditRow]) -> String {
@@ -475,7 +475,7 @@ fn audit_table(rows: &[AuditRow]) -> String {
     b
 }
 
-pub fn runs(runs: &[(RunRow, Vec<StepRow>)]) -> String {
+pub fn runs(runs: &[(RunRow, Vec<StepRow>)]) -> Page {
     let mut b = String::from("<h1>Runs</h1>");
     if runs.is_empty() {
         b.push_str("<p class=\"muted\">No run yet: commit to the model repo.</p>");
@@ -523,10 +523,10 @@ pub fn runs(runs: &[(RunRow, Vec<StepRow>)]) -> String {
         }
         b.push_str("</section>");
     }
-    page("Runs", "/runs", &b)
+    Page::new("Runs", "/runs", b)
 }
 
-pub fn timeline(deployments: &[DeploymentRow], now_ts: f64) -> String {
+pub fn timeline(deployments: &[DeploymentRow], now_ts: f64) -> Page {
     let mut b = String::from("<h1>Stage timeline</h1><p class=\"muted\">Which version served each stage, and when.</p><div class=\"scroll\"><table id=\"timeline\"><thead><tr><th scope=\"col\">stage</th><th scope=\"col\">version</th><th scope=\"col\">from</th><th scope=\"col\">until</th><th scope=\"col\">why</th></tr></thead><tbody>");
     for stage in Stage::ALL.iter().copied() {
         let mine: Vec<&DeploymentRow> = deployments.iter().filter(|d| d.stage == stage).collect();
@@ -548,7 +548,7 @@ pub fn timeline(deployments: &[DeploymentRow], now_ts: f64) -> String {
         }
     }
     b.push_str("</tbody></table></div>");
-    page("Stage timeline", "/timeline", &b)
+    Page::new("Stage timeline", "/timeline", b)
 }
 
 /// The audit page's filter, as given in the query string.
@@ -560,7 +560,7 @@ pub struct AuditFilter {
     pub actor: Option<String>,
 }
 
-pub fn audit(rows: &[AuditRow], f: &AuditFilter) -> String {
+pub fn audit(rows: &[AuditRow], f: &AuditFilter) -> Page {
     let mut b = String::from("<h1>Audit trail</h1>");
     let _ = write!(
         b,
@@ -571,10 +571,10 @@ pub fn audit(rows: &[AuditRow], f: &AuditFilter) -> String {
         rows.len()
     );
     b.push_str(&audit_table(rows));
-    page("Audit trail", "/audit", &b)
+    Page::new("Audit trail", "/audit", b)
 }
 
-pub fn monitor(doc: &MonitorDoc) -> String {
+pub fn monitor(doc: &MonitorDoc) -> Page {
     let mut b = String::from("<h1>Model Monitor</h1>");
     if !doc.capture {
         b.push_str("<p class=\"muted\" id=\"monitor-off\">Data capture is off: set <code>[monitoring] capture = true</code> in config.toml and restart the agent.</p>");
@@ -728,15 +728,32 @@ pub fn monitor(doc: &MonitorDoc) -> String {
         }
         b.push_str("</section>");
     }
-    page("Monitor", "/monitor", &b)
+    Page::new("Monitor", "/monitor", b)
+}
+
+/// The line every page carries: the first thing that waits on someone, and how to move it.
+pub fn next_line(status: &StatusDoc, who: &Approvers) -> String {
+    match waiting(status, who).into_iter().next() {
+        Some((n, what, cmd, tag)) => format!(
+            "<strong>Next:</strong> v{n} waits for {}: <code>{}</code>{}",
+            esc(&what),
+            esc(&cmd),
+            if tag.is_empty() {
+                String::new()
+            } else {
+                format!(" or <code>{}</code>", esc(&tag))
+            }
+        ),
+        None => "Nothing waits on anyone.".into(),
+    }
 }
 
 /// A 400 or 404 page that says what was wrong and where to go.
-pub fn error(status: u16, message: &str) -> String {
-    page(
+pub fn error(status: u16, message: &str) -> Page {
+    Page::new(
         &format!("{status}"),
         "",
-        &format!(
+        format!(
             "<h1>{}</h1><p id=\"error\">{}</p><p><a href=\"/\">Back to the overview</a></p>",
             if status == 404 {
                 "Not found"
