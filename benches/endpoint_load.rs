@@ -468,7 +468,7 @@ fn main() {
             server_rt.block_on(cap_server).unwrap().unwrap();
             capture.close();
             let mut files = Vec::new();
-            rcfops::serve::capture::collect_files(dir.path(), &mut files);
+            rcfops::monitor::format::capture_files(dir.path(), &mut files);
             let bytes: u64 = files.iter().map(|f| f.2).sum();
             (off, on, Some(capture.status()), bytes)
         } else {

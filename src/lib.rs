@@ -25,6 +25,7 @@
 //! - [`repo`]: everything learnt from git (through git2), and the approval tags the CLI makes.
 //! - [`config`]: `config.toml` into a typed `Config`, errors naming file, line and key; `config::notify` for the sinks and their secret files.
 //! - [`dashboard`]: the read-only dashboard: server-rendered pages with inline SVG charts (pure `pages`, `svg`, `html`), `/api/…` JSON, live refresh by server-sent events.
+//! - [`report`]: the status document and the monitor report built from the registry, and what a running agent publishes (`endpoints.json`, the lock); read by the CLI and the dashboard.
 //! - [`cli`]: the `rcfops` commands, one file per command group; `StatusDoc` for `status`.
 //! - [`stream`]: streaming scores of a time series (`rcfops stream`), outside the flow; `stream::alert` turns them into alerts (anomaly likelihood, out-of-range rule, refractory period).
 //! - [`logging`]: human lines on stderr, JSON lines in the state folder.
@@ -49,6 +50,7 @@ pub mod pipeline;
 pub mod reconcile;
 pub mod registry;
 pub mod repo;
+pub mod report;
 pub mod serve;
 pub mod stagetest;
 pub mod stream;

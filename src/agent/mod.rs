@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::artifacts::ArtifactStore;
@@ -27,53 +26,9 @@ use crate::registry::Registry;
 use crate::repo::ModelRepo;
 use crate::serve::Endpoint;
 
-/// Where the running agent's endpoints actually listen (written at startup).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Endpoints {
-    pub pid: u32,
-    pub staging: String,
-    pub production: String,
-    /// The dashboard's URL (`None`: off, or its address was taken).
-    #[serde(default)]
-    pub dashboard: Option<String>,
-}
-
-pub fn endpoints_file(cfg: &Config) -> std::path::PathBuf {
-    cfg.state_dir.join("endpoints.json")
-}
-
-pub fn lock_file(cfg: &Config) -> std::path::PathBuf {
-    cfg.state_dir.join("agent.lock")
-}
-
-/// Whether an agent currently holds the state folder's lock.
-pub fn agent_running(cfg: &Config) -> bool {
-    match File::open(lock_file(cfg)) {
-        Ok(f) => match f.try_lock() {
-            Ok(()) => {
-                let _ = f.unlock();
-                false
-            }
-            Err(_) => true,
-        },
-        Err(_) => false,
-    }
-}
-
-/// Base URLs of the stage endpoints: those of the running agent, else the configured ones.
-pub fn endpoint_urls(cfg: &Config) -> (String, String) {
-    if agent_running(cfg) {
-        if let Ok(text) = std::fs::read_to_string(endpoints_file(cfg)) {
-            if let Ok(e) = serde_json::from_str::<Endpoints>(&text) {
-                return (e.staging, e.production);
-            }
-        }
-    }
-    (
-        format!("http://{}", cfg.staging.listen),
-        format!("http://{}", cfg.production.listen),
-    )
-}
+pub use crate::report::published::{
+    agent_running, endpoint_urls, endpoints_file, lock_file, Endpoints,
+};
 
 /// Why the agent could not start (or stop cleanly). Each keeps its cause.
 #[derive(Debug, thiserror::Error)]

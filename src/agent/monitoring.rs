@@ -10,10 +10,7 @@ use crate::monitor::Monitor;
 use crate::registry::Registry;
 use crate::serve::capture::Capture;
 
-/// The registry `meta` key holding a stage's capture status (JSON `CaptureStatus`).
-pub fn capture_status_key(stage: crate::domain::Stage) -> String {
-    format!("capture.{stage}")
-}
+use crate::report::published::capture_status_key;
 
 pub struct Handle {
     stop: Arc<AtomicBool>,
@@ -41,6 +38,7 @@ pub fn start(cfg: &Config, registry: Arc<Registry>, captures: Vec<Arc<Capture>>)
         cfg.capture_dir(),
         cfg.ground_truth_dir(),
         cfg.monitoring.clone(),
+        crate::serve::parse_request,
     );
     let poll = Duration::from_millis(cfg.monitoring.poll_ms);
     let flag = stop.clone();

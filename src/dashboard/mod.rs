@@ -21,11 +21,10 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::cli::monitor::monitor_doc;
-use crate::cli::status_doc;
 use crate::config::Config;
 use crate::domain::Stage;
 use crate::registry::Registry;
+use crate::report::{monitor_doc, status_doc};
 use crate::serve::Endpoint;
 
 pub mod html;

@@ -5,11 +5,10 @@ use std::fmt::Write;
 
 use super::html::{badge, esc, Page};
 use super::svg::{self, Series};
-use crate::cli::monitor::MonitorDoc;
-use crate::cli::StatusDoc;
 use crate::domain::{ApprovalStatus, Stage, StagingResult};
 use crate::pipeline::curves::Curves;
 use crate::registry::{format_ts, AuditRow, DeploymentRow, RunRow, StepRow};
+use crate::report::{MonitorDoc, StatusDoc};
 
 /// An endpoint's live numbers, from its metrics.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -297,7 +296,7 @@ pub fn versions(status: &StatusDoc, sort: SortKey, descending: bool) -> Page {
 pub struct VersionPage<'a> {
     pub status: &'a StatusDoc,
     pub approvers: &'a Approvers,
-    pub version: &'a crate::cli::VersionDoc,
+    pub version: &'a crate::report::VersionDoc,
     pub data_sha256: &'a str,
     pub curves: Option<&'a Curves>,
     /// The production version's curves, when another version serves production.

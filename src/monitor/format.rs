@@ -241,6 +241,26 @@ impl TimeText {
     }
 }
 
+/// Every `.jsonl` file below `dir`, with its modification time and size.
+pub fn capture_files(
+    dir: &std::path::Path,
+    out: &mut Vec<(std::path::PathBuf, std::time::SystemTime, u64)>,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.is_dir() {
+            capture_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "jsonl") {
+            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            out.push((path, modified, meta.len()));
+        }
+    }
+}
+
 /// What a ground-truth line names.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventRef {

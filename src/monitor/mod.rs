@@ -54,8 +54,14 @@ pub struct PassReport {
     pub more: bool,
 }
 
+/// Reads a request body back into records: `(content type, body, features) → (row-major
+/// values, rows)`. The endpoints' codec, handed in by the agent (the monitor does not
+/// depend on the server).
+pub type ParseRequest = fn(&str, &[u8], usize) -> Result<(Vec<f64>, usize), (usize, String)>;
+
 /// The monitor's state between passes: only caches; every fact is in the registry.
 pub struct Monitor {
+    parse: ParseRequest,
     capture_dir: PathBuf,
     ground_truth_dir: PathBuf,
     cfg: MonitoringConfig,
@@ -67,8 +73,14 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(capture_dir: PathBuf, ground_truth_dir: PathBuf, cfg: MonitoringConfig) -> Monitor {
+    pub fn new(
+        capture_dir: PathBuf,
+        ground_truth_dir: PathBuf,
+        cfg: MonitoringConfig,
+        parse: ParseRequest,
+    ) -> Monitor {
         Monitor {
+            parse,
             capture_dir,
             ground_truth_dir,
             cfg,
@@ -109,7 +121,7 @@ impl Monitor {
             .collect();
         let mut recent: HashMap<(Stage, i64), Vec<Verdict>> = HashMap::new();
         let mut files = Vec::new();
-        crate::serve::capture::collect_files(&self.capture_dir, &mut files);
+        format::capture_files(&self.capture_dir, &mut files);
         files.sort_by(|a, b| a.0.cmp(&b.0));
         let mut report = PassReport::default();
         let mut batch = MonitorBatch::default();
@@ -273,7 +285,7 @@ impl Monitor {
         let d = b.features.len();
         let input = &line.capture_data.endpoint_input;
         let flat = input.bytes().ok().and_then(|bytes| {
-            crate::serve::parse_request(&input.observed_content_type, &bytes, d)
+            (self.parse)(&input.observed_content_type, &bytes, d)
                 .ok()
                 .filter(|(_, rows)| *rows == served.scores.len())
                 .map(|(flat, _)| flat)

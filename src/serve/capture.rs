@@ -361,7 +361,7 @@ impl Writer {
     fn sweep(&mut self) {
         let open = self.file.as_ref().map(|f| f.path.clone());
         let mut files = Vec::new();
-        collect_files(&self.settings.root, &mut files);
+        format::capture_files(&self.settings.root, &mut files);
         files.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         let now = std::time::SystemTime::now();
         let mut total: u64 = files.iter().map(|f| f.2).sum();
@@ -383,23 +383,6 @@ impl Writer {
                     }
                 }
             }
-        }
-    }
-}
-
-/// Every `.jsonl` file below `dir`, with its modification time and size.
-pub fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, std::time::SystemTime, u64)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        let Ok(meta) = e.metadata() else { continue };
-        if meta.is_dir() {
-            collect_files(&path, out);
-        } else if path.extension().is_some_and(|x| x == "jsonl") {
-            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-            out.push((path, modified, meta.len()));
         }
     }
 }
@@ -456,7 +439,7 @@ mod tests {
 
     fn jsonl(root: &Path) -> Vec<PathBuf> {
         let mut files = Vec::new();
-        collect_files(root, &mut files);
+        format::capture_files(root, &mut files);
         let mut v: Vec<PathBuf> = files.into_iter().map(|f| f.0).collect();
         v.sort();
         v
