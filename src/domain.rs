@@ -11,6 +11,14 @@ use std::str::FromStr;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
+/// The one text form of a time: RFC 3339, UTC, whole seconds, of a unix timestamp.
+pub fn format_ts(ts: f64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ts.floor() as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// A text value that names none of a type's variants.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{value:?} is not a {what} (expected one of: {expected})")]

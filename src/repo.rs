@@ -100,13 +100,18 @@ impl ModelRepo {
         self.repo.path().to_path_buf()
     }
 
-    /// Creates a repo at `path` from `template` with one commit on `branch`.
-    pub fn init_from_template(template: &Path, path: &Path, branch: &str) -> Result<ModelRepo> {
-        if !template.join(crate::pipeline::spec::SPEC_FILE).is_file() {
+    /// Creates a repo at `path` from `template` with one commit on `branch`; the template
+    /// must hold `required` (the pipeline spec).
+    pub fn init_from_template(
+        template: &Path,
+        required: &str,
+        path: &Path,
+        branch: &str,
+    ) -> Result<ModelRepo> {
+        if !template.join(required).is_file() {
             return Err(RepoError(format!(
-                "template {} has no {}; set [repo] template in config.toml to a model-build folder",
+                "template {} has no {required}; set [repo] template in config.toml to a model-build folder",
                 template.display(),
-                crate::pipeline::spec::SPEC_FILE
             )));
         }
         if path.join(".git").exists() {

@@ -72,7 +72,12 @@ pub fn init_repo(cfg: &Config) -> Result<bool, AgentError> {
     if cfg.repo.path.join(".git").exists() {
         return Ok(false);
     }
-    ModelRepo::init_from_template(&cfg.repo.template, &cfg.repo.path, &cfg.repo.branch)?;
+    ModelRepo::init_from_template(
+        &cfg.repo.template,
+        crate::pipeline::spec::SPEC_FILE,
+        &cfg.repo.path,
+        &cfg.repo.branch,
+    )?;
     Ok(true)
 }
 

@@ -168,7 +168,7 @@ fn judge(req: &Request, f: &Facts) -> Result<Effect, String> {
     if req.given_ts > f.now + MAX_CLOCK_SKEW_S {
         return Err(format!(
             "{label} refused: it is stamped {}, in the future (more than {MAX_CLOCK_SKEW_S:.0} s ahead of this machine's clock); check the clock of the machine that made it and give the approval again",
-            crate::registry::format_ts(req.given_ts)
+            crate::domain::format_ts(req.given_ts)
         ));
     }
     if action == Action::Rollback {

@@ -34,7 +34,7 @@ pub struct DayQuality {
 }
 
 fn day_of(ts: f64) -> String {
-    crate::registry::format_ts(ts)[..10].to_string()
+    crate::domain::format_ts(ts)[..10].to_string()
 }
 
 /// Groups `rows` by stage, version and day (in that order) and measures each group.

@@ -194,7 +194,7 @@ pub fn cloudevent(instance: &str, e: &Stored) -> serde_json::Value {
         "id": message_id(instance, e.id),
         "source": source,
         "type": format!("dev.rcfops.{}", e.data.event),
-        "time": crate::registry::format_ts(e.at_ts),
+        "time": crate::domain::format_ts(e.at_ts),
         "datacontenttype": "application/json",
         "data": e.data,
     });

@@ -56,13 +56,7 @@ pub fn now_ts() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// RFC 3339 rendering of a unix timestamp (UTC, seconds).
-pub fn format_ts(ts: f64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ts.floor() as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::domain::format_ts;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
