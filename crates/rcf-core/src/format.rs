@@ -81,8 +81,8 @@ pub(crate) fn encode(f: &Forest) -> Vec<u8> {
             w.f64(n.range);
             w.0.extend_from_slice(&n.cut_val.to_le_bytes());
             w.u32(n.cut_dim);
-            w.u32(n.left);
-            w.u32(n.right);
+            w.u32(n.child[0]);
+            w.u32(n.child[1]);
             w.u32(n.parent);
             w.u32(n.mass);
         }
@@ -274,8 +274,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Forest, RcfError> {
                 range: r.f64()?,
                 cut_val: r.f32()?,
                 cut_dim: r.u32()?,
-                left: r.u32()?,
-                right: r.u32()?,
+                child: [r.u32()?, r.u32()?],
                 parent: r.u32()?,
                 mass: r.u32()?,
             });

@@ -45,9 +45,11 @@
 //!
 //! as `S_k = p_k · scoreUnseen(k) + (1 - p_k) · S_{k+1}`. The tree score is
 //! `normalizer(S_0, M)` with `M` the tree's mass, and the forest score is the average over the
-//! non-empty trees (0 for an empty forest). This crate evaluates the same recurrence root to
-//! leaf in one pass, `S_0 = Σ_k (Π_{j<k} (1 - p_j)) · p_k / (k + 1) + (Π_k (1 - p_k)) · S_h`,
-//! without inserting the point. A point inside every box on its path that is not in the
+//! non-empty trees (0 for an empty forest). This crate evaluates the recurrence as written:
+//! a descent that reads only the cuts, then the climb from the leaf, which stops at the first
+//! box that contains `x` (every ancestor's box contains that one, so `p = 0` from there up),
+//! carrying `S` as a fraction so that a level costs multiplications and the climb one
+//! division. The point is not inserted. A point inside every box on its path that is not in the
 //! sample scores `log2(M + 1) / (h + 1)`, about 1 for typical points at 256 samples; a point
 //! far from all data scores close to `log2(M + 1)` (8.0 at 256 samples).
 //!
@@ -77,12 +79,15 @@
 //!
 //! ## Speed
 //!
-//! Nodes are 32-byte records in a flat array with each box stored as contiguous
-//! `[min.., max..]` f32 values; scoring allocates nothing per point, walks several
-//! (tree, point) pairs in lockstep so their memory latencies overlap (one point down four
-//! trees in [`Forest::score`], blocks of points down one tree in [`Forest::score_batch`]), and
-//! uses an AVX2 kernel for the box distance when the CPU has it (with the same operation
-//! order as the portable code, so results do not depend on the CPU).
+//! Nodes are 32-byte records in a flat array (the descent reads 16 bytes of each: the cut and
+//! both children, indexed by the comparison, so a level has no branch) with each box stored
+//! as contiguous `[min.., max..]` f32 values, read only on the climb. Scoring allocates
+//! nothing per point, walks several (tree, point) pairs in lockstep so their memory
+//! latencies overlap (one point down four trees in [`Forest::score`], blocks of points down
+//! one tree in [`Forest::score_batch`]), and uses an AVX2 kernel for the box distance when
+//! the CPU has it (with the same operation order as the portable code, so results do not
+//! depend on the CPU). [`Forest::walk_stats`] reports the work per point and tree: nodes
+//! descended, boxes compared and bytes read.
 //!
 //! ## Determinism
 //!
@@ -200,6 +205,19 @@ impl DiVector {
             .map(|(h, l)| h + l)
             .collect()
     }
+}
+
+/// The work of scoring, per point and tree, from [`Forest::walk_stats`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct WalkStats {
+    /// Internal nodes on the way down (the depth of the leaf reached).
+    pub nodes_descended: f64,
+    /// Bounding boxes compared on the way back up, which stops at the first box holding the
+    /// point.
+    pub boxes_compared: f64,
+    /// Bytes read: the descent's part of each node, each compared box (`2·d` f32 values) and
+    /// its stored range, and the leaf's point.
+    pub bytes_per_tree: f64,
 }
 
 /// One tree with its sampler state and generator.
@@ -583,7 +601,9 @@ impl Forest {
     }
 
     fn score_rows_into(&self, points: ArrayView2<f32>, out: &mut [f64]) {
-        const BLOCK: usize = 64;
+        // Each tree is walked by a whole block of points while it is in the core's caches;
+        // the block itself takes about 256 KiB, well inside L2.
+        let block = (256 * 1024 / (4 * self.dim)).clamp(64, 4096);
         let d = self.dim;
         assert_eq!(
             points.ncols(),
@@ -603,11 +623,11 @@ impl Forest {
             return;
         }
         let k = active.len() as f64;
-        let mut buf = vec![0.0f32; BLOCK * d];
+        let mut buf = vec![0.0f32; block * d];
         let n = points.nrows();
         let mut start = 0;
         while start < n {
-            let m = BLOCK.min(n - start);
+            let m = block.min(n - start);
             for j in 0..m {
                 let row = points.row(start + j);
                 let dst = &mut buf[j * d..(j + 1) * d];
@@ -621,6 +641,40 @@ impl Forest {
             score_block_dispatch(&active, &buf[..m * d], acc);
             acc.iter_mut().for_each(|v| *v /= k);
             start += m;
+        }
+    }
+
+    /// What scoring `points` reads, averaged per point and tree: the physical work behind
+    /// [`Forest::score`] (see [`WalkStats`]).
+    ///
+    /// # Panics
+    /// When `points.ncols() != self.dim()`.
+    pub fn walk_stats(&self, points: ArrayView2<f32>) -> WalkStats {
+        assert_eq!(
+            points.ncols(),
+            self.dim,
+            "points have the wrong number of columns"
+        );
+        let (mut walks, mut nodes, mut boxes) = (0u64, 0u64, 0u64);
+        let mut row = vec![0.0f32; self.dim];
+        for p in points.outer_iter() {
+            row.iter_mut().zip(p.iter()).for_each(|(a, &b)| *a = b);
+            for ts in self.trees.iter().filter(|t| t.tree.root != NIL) {
+                let (n, b) = ts.tree.walk(&row);
+                walks += 1;
+                nodes += n as u64;
+                boxes += b as u64;
+            }
+        }
+        let w = walks.max(1) as f64;
+        let (nodes, boxes) = (nodes as f64 / w, boxes as f64 / w);
+        let box_bytes = (2 * self.dim * 4) as f64;
+        WalkStats {
+            nodes_descended: nodes,
+            boxes_compared: boxes,
+            bytes_per_tree: nodes * tree::DESCENT_BYTES as f64
+                + boxes * (box_bytes + 8.0)
+                + (self.dim * 4) as f64,
         }
     }
 

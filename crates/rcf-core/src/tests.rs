@@ -279,9 +279,9 @@ fn reference_tree_score(t: &Tree, x: &[f32]) -> f64 {
         path.push(cur as usize);
         let n = t.nodes[cur as usize];
         cur = if x[n.cut_dim as usize] <= n.cut_val {
-            n.left
+            n.child[0]
         } else {
-            n.right
+            n.child[1]
         };
     }
     assert_ne!(cur, NIL);
@@ -343,4 +343,30 @@ fn matches_a_bottom_up_reference_visitor() {
         f.update(row.as_slice().unwrap());
     }
     check(&f);
+}
+
+#[test]
+fn walk_stats_count_the_descent_and_the_climb() {
+    // Every row is in every tree's sample: each lands on its own leaf and climbs no box.
+    let data = lcg_data(200, 4, 5);
+    let f = Forest::fit(data.view(), cfg(50, 256, 1)).unwrap();
+    let seen = f.walk_stats(data.view());
+    assert_eq!(seen.boxes_compared, 0.0);
+    // 200 leaves need a depth of at least log2(200) on average.
+    assert!(seen.nodes_descended >= 200f64.log2(), "{seen:?}");
+    // A point outside all data is outside every box on its path.
+    let far = Array2::from_elem((1, 4), 50.0f32);
+    let out = f.walk_stats(far.view());
+    assert_eq!(out.boxes_compared, out.nodes_descended);
+    assert_eq!(
+        out.bytes_per_tree,
+        out.nodes_descended * (16.0 + 2.0 * 4.0 * 4.0 + 8.0) + 16.0
+    );
+    // A point between the data (not a sample) stops climbing before the root.
+    let mid = Array2::from_elem((1, 4), 0.01f32);
+    let m = f.walk_stats(mid.view());
+    assert!(
+        m.boxes_compared > 0.0 && m.boxes_compared < m.nodes_descended,
+        "{m:?}"
+    );
 }

@@ -10,6 +10,19 @@ pub(crate) const LEAF: u32 = 1 << 31;
 /// Points walked down a tree together in batch scoring.
 pub(crate) const LANES: usize = 4;
 
+/// Bytes of a node the descent reads: the cut value and dimension and both children.
+pub(crate) const DESCENT_BYTES: usize = 16;
+
+/// What a lane reads once it has reached its leaf when its tree has no internal node.
+static PARKED: [Node; 1] = [Node {
+    range: 0.0,
+    cut_val: 0.0,
+    cut_dim: 0,
+    child: [LEAF, LEAF],
+    parent: NIL,
+    mass: 0,
+}];
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub(crate) struct Node {
@@ -17,8 +30,8 @@ pub(crate) struct Node {
     pub range: f64,
     pub cut_val: f32,
     pub cut_dim: u32,
-    pub left: u32,
-    pub right: u32,
+    /// Left (`x[cut_dim] <= cut_val`) then right child, indexable by the comparison.
+    pub child: [u32; 2],
     pub parent: u32,
     pub mass: u32,
 }
@@ -216,47 +229,38 @@ pub(crate) fn raw_scores_lanes<const AVX: bool>(
     xs: [&[f32]; LANES],
     out: &mut [f64; LANES],
 ) {
+    // Descent: only the cuts are read, without a branch per level (a lane that reached its
+    // leaf reads a harmless node and stays where it is), so the lanes' chains overlap.
+    let nodes: [&[Node]; LANES] = std::array::from_fn(|k| {
+        if trees[k].nodes.is_empty() {
+            &PARKED[..]
+        } else {
+            &trees[k].nodes[..]
+        }
+    });
     let mut cur: [u32; LANES] = std::array::from_fn(|k| trees[k].root);
     let mut depth = [0usize; LANES];
-    let mut acc = [0.0f64; LANES];
-    let mut rem = [1.0f64; LANES];
     loop {
-        let mut active = false;
+        let mut all_leaves = true;
         for k in 0..LANES {
             let c = cur[k];
-            if c & LEAF != 0 {
-                continue;
-            }
-            active = true;
-            let t = trees[k];
-            let d = t.dim;
-            let x = xs[k];
-            let n = c as usize;
-            let node = &t.nodes[n];
-            let b = &t.bounds[n * 2 * d..(n + 1) * 2 * d];
-            let e = outside_k::<AVX>(&b[..d], &b[d..], x) as f64;
-            let p = e / (node.range + e);
-            acc[k] += rem[k] * p * inv_depth(depth[k]);
-            rem[k] -= rem[k] * p;
-            let go_right = x[node.cut_dim as usize] > node.cut_val;
-            cur[k] = if go_right { node.right } else { node.left };
-            depth[k] += 1;
+            let leaf = c & LEAF != 0;
+            let node = &nodes[k][if leaf { 0 } else { c as usize }];
+            let go_right = xs[k][node.cut_dim as usize] > node.cut_val;
+            let next = node.child[go_right as usize];
+            cur[k] = if leaf { c } else { next };
+            depth[k] += !leaf as usize;
+            all_leaves &= leaf;
         }
-        if !active {
+        if all_leaves {
             break;
         }
     }
+    // Climb: from the leaf's term up, until the point lies inside a box.
     for k in 0..LANES {
-        let t = trees[k];
-        let x = xs[k];
         let l = (cur[k] & !LEAF) as usize;
-        let leaf_score = if t.leaf_point(l) == x {
-            let m = t.leaf_mass[l] as f64;
-            damp(m, t.mass as f64) * score_seen(depth[k] as f64, m)
-        } else {
-            score_unseen(depth[k] as f64)
-        };
-        out[k] = acc[k] + rem[k] * leaf_score;
+        let (leaf, up) = trees[k].leaf_term(l, xs[k], depth[k]);
+        out[k] = trees[k].climb::<AVX>(up, xs[k], depth[k], leaf);
     }
 }
 
@@ -378,11 +382,11 @@ impl Tree {
             self.root = new;
         } else {
             let n = &mut self.nodes[p as usize];
-            if n.left == old {
-                n.left = new;
+            if n.child[0] == old {
+                n.child[0] = new;
             } else {
-                debug_assert_eq!(n.right, old);
-                n.right = new;
+                debug_assert_eq!(n.child[1], old);
+                n.child[1] = new;
             }
         }
     }
@@ -471,9 +475,9 @@ impl Tree {
             node.mass += 1;
             parent = n as u32;
             cur = if x[node.cut_dim as usize] <= node.cut_val {
-                node.left
+                node.child[0]
             } else {
-                node.right
+                node.child[1]
             };
         }
     }
@@ -486,8 +490,7 @@ impl Tree {
             range: 0.0,
             cut_val: c,
             cut_dim: dim as u32,
-            left: NIL,
-            right: NIL,
+            child: [NIL, NIL],
             parent,
             mass,
         });
@@ -505,11 +508,11 @@ impl Tree {
         let node = &mut self.nodes[n as usize];
         node.range = range;
         if x[dim] <= c {
-            node.left = l | LEAF;
-            node.right = cur;
+            node.child[0] = l | LEAF;
+            node.child[1] = cur;
         } else {
-            node.left = cur;
-            node.right = l | LEAF;
+            node.child[0] = cur;
+            node.child[1] = l | LEAF;
         }
         self.set_parent(cur, n);
         self.replace_child(parent, cur, n);
@@ -539,18 +542,18 @@ impl Tree {
             return;
         }
         let node = self.nodes[p as usize];
-        let sib = if node.left == l | LEAF {
-            node.right
+        let sib = if node.child[0] == l | LEAF {
+            node.child[1]
         } else {
-            node.left
+            node.child[0]
         };
         let gp = node.parent;
         self.set_parent(sib, gp);
         self.replace_child(gp, p, sib);
         self.free_nodes.push(p);
         let pn = &mut self.nodes[p as usize];
-        pn.left = NIL;
-        pn.right = NIL;
+        pn.child[0] = NIL;
+        pn.child[1] = NIL;
         pn.parent = NIL;
         pn.mass = 0;
         let mut q = gp;
@@ -570,8 +573,8 @@ impl Tree {
         let mut changed = false;
         for i in 0..d {
             let (a, b) = {
-                let (llo, lhi) = self.ref_box(node.left);
-                let (rlo, rhi) = self.ref_box(node.right);
+                let (llo, lhi) = self.ref_box(node.child[0]);
+                let (rlo, rhi) = self.ref_box(node.child[1]);
                 (llo[i].min(rlo[i]), lhi[i].max(rhi[i]))
             };
             if self.bounds[base + i] != a {
@@ -651,8 +654,7 @@ impl Tree {
             range: range_of(lo, hi),
             cut_val: c,
             cut_dim: dim as u32,
-            left: NIL,
-            right: NIL,
+            child: [NIL, NIL],
             parent,
             mass: idx.len() as u32,
         });
@@ -672,41 +674,99 @@ impl Tree {
         let left = self.build_rec(points, l, n, rng, leaf_of, lo, hi);
         let right = self.build_rec(points, r, n, rng, leaf_of, lo, hi);
         let node = &mut self.nodes[n as usize];
-        node.left = left;
-        node.right = right;
+        node.child[0] = left;
+        node.child[1] = right;
         n
     }
 
-    /// Unnormalised reference score of `x` (see the crate docs), computed root to leaf.
-    /// Branch-free per level apart from the descent itself: when `x` is inside a box the
-    /// separation probability is 0 and the running sums are unchanged.
+    /// Unnormalised reference score of `x` (see the crate docs): a descent that reads only
+    /// the cuts, then the climb from the leaf that stops at the first box containing `x`
+    /// (every ancestor's box contains that box, so the rest of the path adds nothing).
     #[inline(always)]
     pub(crate) fn raw_score<const AVX: bool>(&self, x: &[f32]) -> f64 {
-        let d = self.dim;
         let mut cur = self.root;
         let mut depth = 0usize;
-        let mut acc = 0.0f64;
-        let mut rem = 1.0f64;
         while cur & LEAF == 0 {
-            let n = cur as usize;
-            let node = &self.nodes[n];
-            let b = &self.bounds[n * 2 * d..(n + 1) * 2 * d];
-            let e = outside_k::<AVX>(&b[..d], &b[d..], x) as f64;
-            let p = e / (node.range + e);
-            acc += rem * p * inv_depth(depth);
-            rem -= rem * p;
+            let node = &self.nodes[cur as usize];
             let go_right = x[node.cut_dim as usize] > node.cut_val;
-            cur = if go_right { node.right } else { node.left };
+            cur = node.child[go_right as usize];
             depth += 1;
         }
-        let l = (cur & !LEAF) as usize;
-        let leaf_score = if self.leaf_point(l) == x {
+        let (leaf, up) = self.leaf_term((cur & !LEAF) as usize, x, depth);
+        self.climb::<AVX>(up, x, depth, leaf)
+    }
+
+    /// What [`Tree::raw_score`] reads for `x`: (internal nodes descended, boxes compared on
+    /// the climb).
+    pub(crate) fn walk(&self, x: &[f32]) -> (usize, usize) {
+        let mut cur = self.root;
+        let mut depth = 0usize;
+        while cur & LEAF == 0 {
+            let node = &self.nodes[cur as usize];
+            cur = node.child[(x[node.cut_dim as usize] > node.cut_val) as usize];
+            depth += 1;
+        }
+        let (_, mut up) = self.leaf_term((cur & !LEAF) as usize, x, depth);
+        let mut boxes = 0;
+        while up != NIL {
+            boxes += 1;
+            let (lo, hi) = self.node_box(up as usize);
+            if outside(lo, hi, x) == 0.0 {
+                break;
+            }
+            up = self.nodes[up as usize].parent;
+        }
+        (depth, boxes)
+    }
+
+    /// The leaf's term `S_h` for `x` reaching leaf `l` at depth `h`, and the node to climb
+    /// to next (`NIL` when there is nothing left to add: the root, or `x` is the leaf's point,
+    /// which lies inside its parent's box).
+    #[inline(always)]
+    fn leaf_term(&self, l: usize, x: &[f32], depth: usize) -> (f64, u32) {
+        if self.leaf_point(l) == x {
             let m = self.leaf_mass[l] as f64;
-            damp(m, self.mass as f64) * score_seen(depth as f64, m)
+            (damp(m, self.mass as f64) * score_seen(depth as f64, m), NIL)
         } else {
-            score_unseen(depth as f64)
-        };
-        acc + rem * leaf_score
+            (inv_depth(depth), self.leaf_parent[l])
+        }
+    }
+
+    /// The climb from node `up` (the leaf's parent, at depth `depth - 1`) with the leaf's term
+    /// `leaf`: `S_k = p_k / (k + 1) + (1 - p_k) · S_{k+1}` with `p_k = e / (r + e)` (`e` how far
+    /// `x` lies outside node `k`'s box, `r` the box's range), until `x` lies inside a box
+    /// (`p = 0` there and above). `S` is carried as a fraction `num / den`,
+    /// `S_k = (e / (k + 1) · den + r · num) / ((r + e) · den)`, so the climb's chain holds
+    /// multiplications and one division at the end instead of a division a level.
+    #[inline(always)]
+    pub(crate) fn climb<const AVX: bool>(
+        &self,
+        mut up: u32,
+        x: &[f32],
+        mut depth: usize,
+        leaf: f64,
+    ) -> f64 {
+        let d = self.dim;
+        let (mut num, mut den) = (leaf, 1.0f64);
+        while up != NIL {
+            let i = up as usize;
+            let b = &self.bounds[i * 2 * d..(i + 1) * 2 * d];
+            let e = outside_k::<AVX>(&b[..d], &b[d..], x);
+            if e == 0.0 {
+                break;
+            }
+            depth -= 1;
+            let node = &self.nodes[i];
+            let e = e as f64;
+            num = e * inv_depth(depth) * den + node.range * num;
+            den *= node.range + e;
+            if !(1e-100..=1e100).contains(&den) {
+                num /= den;
+                den = 1.0;
+            }
+            up = node.parent;
+        }
+        num / den
     }
 
     /// Add this tree's normalised score of each of the `acc.len()` points in `xs`
@@ -771,9 +831,9 @@ impl Tree {
                 rem *= 1.0 - p;
             }
             cur = if x[node.cut_dim as usize] <= node.cut_val {
-                node.left
+                node.child[0]
             } else {
-                node.right
+                node.child[1]
             };
             depth += 1.0;
         }
@@ -798,7 +858,11 @@ impl Tree {
             while node != NIL {
                 dep -= 1.0;
                 let nd = &self.nodes[node as usize];
-                let sib = if nd.left == child { nd.right } else { nd.left };
+                let sib = if nd.child[0] == child {
+                    nd.child[1]
+                } else {
+                    nd.child[0]
+                };
                 let (blo, bhi) = self.ref_box(sib);
                 for i in 0..d {
                     slo[i] = slo[i].min(blo[i]);
@@ -894,11 +958,11 @@ impl Tree {
                     if node.parent != parent || node.cut_dim as usize >= d {
                         return Err("node parent link or cut dimension is invalid".into());
                     }
-                    if node.left == NIL || node.right == NIL {
+                    if node.child[0] == NIL || node.child[1] == NIL {
                         return Err("internal node is missing a child".into());
                     }
-                    stack.push((node.left, r));
-                    stack.push((node.right, r));
+                    stack.push((node.child[0], r));
+                    stack.push((node.child[1], r));
                 }
             }
             // second pass over reachable nodes: masses and boxes
@@ -906,13 +970,13 @@ impl Tree {
                 if !seen_node[n] {
                     continue;
                 }
-                let m = self.ref_mass(node.left) as u64 + self.ref_mass(node.right) as u64;
+                let m = self.ref_mass(node.child[0]) as u64 + self.ref_mass(node.child[1]) as u64;
                 if m != node.mass as u64 {
                     return Err("node mass differs from the sum of its children".into());
                 }
                 let (lo, hi) = self.node_box(n);
-                let (llo, lhi) = self.ref_box(node.left);
-                let (rlo, rhi) = self.ref_box(node.right);
+                let (llo, lhi) = self.ref_box(node.child[0]);
+                let (rlo, rhi) = self.ref_box(node.child[1]);
                 for i in 0..d {
                     if lo[i] != llo[i].min(rlo[i]) || hi[i] != lhi[i].max(rhi[i]) {
                         return Err("bounding box differs from the union of its children".into());
@@ -971,9 +1035,9 @@ impl Tree {
                     "N({} {} m{} {:?} {:?} ",
                     n.cut_dim, n.cut_val, n.mass, lo, hi
                 );
-                rec(t, n.left, out);
+                rec(t, n.child[0], out);
                 out.push(' ');
-                rec(t, n.right, out);
+                rec(t, n.child[1], out);
                 out.push(')');
             }
         }

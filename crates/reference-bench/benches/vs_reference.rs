@@ -1,142 +1,361 @@
-//! rcf-core against the AWS reference Random Cut Forest, measured in the same run on the same
-//! points: 100 trees, 256 samples, d = 8 and d = 30, single thread. Both forests are trained by
-//! streaming the same 20,000 points; then both score the same 20,000 new points (score-only),
-//! and both run score-then-update over another 20,000 (streaming). Prints points/s and ratios.
+//! rcf-core against the AWS reference Random Cut Forest (`krcflib`), measured in the same run on
+//! the same points: 100 trees × 256 samples, single thread.
+//!
+//! `cargo bench -p rcf-reference-bench -- [FILE.csv ...]`. Without files it runs the 13 labelled
+//! sets in `../shared/datasets` (or `DATASETS=dir`) and Gaussian clouds N(0, I) of 50,000 rows at
+//! d = 8 and d = 30. A CSV has a header row; a column named `label` is dropped, every other
+//! column is a feature, read as f32 without scaling.
+//!
+//! Per data set:
+//!
+//! * the reference is trained by streaming every row in (`initial_accept_fraction` 1.0), ours by
+//!   `Forest::fit` on the same rows;
+//! * **score**: both score every row (ours point by point, the endpoint's call, and in batch,
+//!   the pipeline's call), repeated until each side has run for a while;
+//! * **update + score**: both run score-then-update over the rows again, the same number of
+//!   points;
+//! * **memory**: bytes allocated and still live once the trained model exists, counted by a
+//!   global allocator wrapper (the reference's model and ours).
+//!
+//! `--ours-only` skips the reference (its columns print 0): for iterating on the engine.
+//!
+//! Each phase alternates the two sides three times and keeps each side's best rate. Prints one
+//! row per set with the reference's rate, ours and the ratio, and a summary line with the
+//! smallest ratio of each column.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
-use rand::{Rng, SeedableRng};
-use rcflib::rcf::{RCFBuilder, RCFOptionsBuilder};
+use rand::SeedableRng;
+use rand_distr_free::gaussian;
+use rcflib::rcf::{AugmentedRCF, RCFBuilder, RCFOptionsBuilder};
 
-/// Two workloads: `clusters` (four Gaussian-ish clusters and 1 % uniform noise, the data of
-/// rcf-core's criterion bench) and `skewed` (one correlated, widening cloud with 1 % outliers
-/// per coordinate: deeper trees).
-fn points(kind: &str, n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
-    let centers: Vec<Vec<f32>> = (0..4)
-        .map(|_| (0..d).map(|_| rng.random_range(-5.0..5.0)).collect())
-        .collect();
-    let tri = |rng: &mut rand_pcg::Pcg64Mcg| (0..4).map(|_| rng.random::<f32>()).sum::<f32>() - 2.0;
-    (0..n)
-        .map(|_| match kind {
-            "clusters" if rng.random_bool(0.01) => {
-                (0..d).map(|_| rng.random_range(-10.0f32..10.0)).collect()
-            }
-            "clusters" => {
-                let c = centers[rng.random_range(0..4)].clone();
-                c.iter().map(|m| m + tri(&mut rng)).collect()
-            }
-            _ => (0..d)
-                .map(|j| {
-                    let outlier = if rng.random::<f32>() < 0.01 { 8.0 } else { 0.0 };
-                    tri(&mut rng) * (1.0 + j as f32 * 0.1) + outlier
-                })
-                .collect(),
-        })
-        .collect()
+/// Live heap bytes, for the memory column.
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
 }
 
-fn rate(n: usize, secs: f64) -> f64 {
-    n as f64 / secs
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// A standard normal sampler (Box–Muller) without another dependency.
+mod rand_distr_free {
+    use rand::Rng;
+    pub fn gaussian<R: Rng>(rng: &mut R) -> f32 {
+        let u: f64 = 1.0 - rng.random::<f64>();
+        let v: f64 = rng.random::<f64>();
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    }
+}
+
+const TREES: usize = 100;
+const SAMPLES: usize = 256;
+const SETS: [&str; 13] = [
+    "annthyroid",
+    "breastw",
+    "cardio",
+    "creditcard_subset",
+    "ionosphere",
+    "mammography",
+    "musk",
+    "pendigits",
+    "satellite",
+    "satimage-2",
+    "shuttle",
+    "smtp",
+    "thyroid",
+];
+/// Each timed side scores at least this many points per round (small sets are repeated).
+const MIN_POINTS: usize = 20_000;
+
+struct Data {
+    name: String,
+    d: usize,
+    rows: Vec<Vec<f32>>,
+}
+
+fn read_csv(path: &Path) -> Data {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e} (the labelled sets live in ../shared/datasets beside the \
+             workspace; set DATASETS=dir or pass files)",
+            path.display()
+        )
+    });
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header row").split(',').collect();
+    let keep: Vec<bool> = header.iter().map(|h| h.trim() != "label").collect();
+    let rows: Vec<Vec<f32>> = lines
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            l.split(',')
+                .zip(&keep)
+                .filter(|(_, &k)| k)
+                .map(|(v, _)| {
+                    v.trim().parse::<f32>().unwrap_or_else(|e| {
+                        panic!(
+                            "{}: row {}: {v:?} is not a number: {e}",
+                            path.display(),
+                            i + 2
+                        )
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let d = keep.iter().filter(|&&k| k).count();
+    Data {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        d,
+        rows,
+    }
+}
+
+fn gaussian_cloud(n: usize, d: usize) -> Data {
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(d as u64);
+    Data {
+        name: format!("gaussian d={d}"),
+        d,
+        rows: (0..n)
+            .map(|_| (0..d).map(|_| gaussian(&mut rng)).collect())
+            .collect(),
+    }
+}
+
+fn reference(d: usize) -> Box<dyn AugmentedRCF<u64, u64> + Sync + Send> {
+    RCFBuilder::new(d, 1)
+        .tree_capacity(SAMPLES)
+        .number_of_trees(TREES)
+        .random_seed(7)
+        .store_attributes(false)
+        .parallel_enabled(false)
+        .internal_shingling(false)
+        .initial_accept_fraction(1.0)
+        .build::<u64, u64>()
+        .expect("reference forest")
+}
+
+fn config() -> rcf_core::ForestConfig {
+    rcf_core::ForestConfig {
+        num_trees: TREES,
+        num_samples_per_tree: SAMPLES,
+        seed: 7,
+        time_decay: 0.0,
+    }
+}
+
+/// Points per second of `f` called `passes` times over `n` rows; best of `rounds`, each round
+/// interleaved by the caller.
+fn rate<F: FnMut()>(n: usize, passes: usize, mut f: F) -> f64 {
+    let t = Instant::now();
+    for _ in 0..passes {
+        f();
+    }
+    (n * passes) as f64 / t.elapsed().as_secs_f64()
+}
+
+struct Row {
+    name: String,
+    n: usize,
+    d: usize,
+    score: (f64, f64, f64),
+    stream: (f64, f64),
+    memory: (isize, isize),
+    walk: rcf_core::WalkStats,
+}
+
+fn measure(data: &Data, with_reference: bool) -> Row {
+    let (n, d) = (data.rows.len(), data.d);
+    let passes = MIN_POINTS.div_ceil(n).max(1);
+    let flat: Vec<f32> = data.rows.iter().flatten().copied().collect();
+    let view = ndarray::ArrayView2::from_shape((n, d), &flat).expect("shape");
+
+    let before = live();
+    let mut theirs = reference(d);
+    for p in data.rows.iter().filter(|_| with_reference) {
+        theirs.update(p, 0).expect("update");
+    }
+    let their_bytes = live() - before;
+    let before = live();
+    let mut ours = rcf_core::Forest::fit(view, config()).expect("fit");
+    let our_bytes = live() - before;
+    let walk = ours.walk_stats(view);
+
+    let mut sink = 0.0f64;
+    let (mut r_score, mut o_point, mut o_batch) = (0.0f64, 0.0f64, 0.0f64);
+    for _ in 0..3 {
+        r_score = r_score.max(rate(n, passes, || {
+            for p in data.rows.iter().filter(|_| with_reference) {
+                sink += theirs.score(p).expect("score");
+            }
+        }));
+        o_point = o_point.max(rate(n, passes, || {
+            for p in &data.rows {
+                sink += ours.score(p);
+            }
+        }));
+        o_batch = o_batch.max(rate(n, passes, || {
+            sink += ours.score_batch(view).iter().sum::<f64>();
+        }));
+    }
+    let (mut r_stream, mut o_stream) = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        r_stream = r_stream.max(rate(n, passes, || {
+            for p in data.rows.iter().filter(|_| with_reference) {
+                sink += theirs.score(p).expect("score");
+                theirs.update(p, 0).expect("update");
+            }
+        }));
+        o_stream = o_stream.max(rate(n, passes, || {
+            for p in &data.rows {
+                sink += ours.score(p);
+                ours.update(p);
+            }
+        }));
+    }
+    assert!(sink.is_finite());
+    Row {
+        name: data.name.clone(),
+        n,
+        d,
+        score: (r_score, o_point, o_batch),
+        stream: (r_stream, o_stream),
+        memory: (their_bytes, our_bytes),
+        walk,
+    }
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let mut args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.iter().any(|a| a == "--list") {
         return;
     }
-    let (trees, samples, n) = (100usize, 256usize, 20_000usize);
-    println!("same-run comparison, single thread, {trees} trees × {samples} samples, {n} points per phase");
+    let with_reference = !args.iter().any(|a| a == "--ours-only");
+    args.retain(|a| a != "--ours-only");
+    let sets: Vec<Data> = if args.is_empty() {
+        let dir = std::env::var_os("DATASETS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
+            });
+        let mut v: Vec<Data> = SETS
+            .iter()
+            .map(|s| read_csv(&dir.join(format!("{s}.csv"))))
+            .collect();
+        v.push(gaussian_cloud(50_000, 8));
+        v.push(gaussian_cloud(50_000, 30));
+        v
+    } else {
+        args.iter().map(|a| read_csv(Path::new(a))).collect()
+    };
     println!(
-        "{:<9} {:<4} {:<22} {:>14} {:>14} {:>8}",
-        "data", "d", "phase", "reference p/s", "rcf-core p/s", "ratio"
+        "rcf-core ÷ reference (krcflib), same run, single thread, {TREES} trees × {SAMPLES} \
+         samples; points/s, best of 3 alternating rounds"
     );
-    for (kind, d) in [
-        ("clusters", 8usize),
-        ("clusters", 30),
-        ("skewed", 8),
-        ("skewed", 30),
-    ] {
-        let train = points(kind, n, d, 1);
-        let probe = points(kind, n, d, 2);
-        let stream = points(kind, n, d, 3);
-
-        let mut reference = RCFBuilder::new(d, 1)
-            .tree_capacity(samples)
-            .number_of_trees(trees)
-            .random_seed(7)
-            .store_attributes(false)
-            .parallel_enabled(false)
-            .internal_shingling(false)
-            .initial_accept_fraction(1.0)
-            .build::<u64, u64>()
-            .expect("reference forest");
-        let mut ours = rcf_core::Forest::new(
-            d,
-            rcf_core::ForestConfig {
-                num_trees: trees,
-                num_samples_per_tree: samples,
-                seed: 7,
-                time_decay: 0.0,
-            },
-        )
-        .expect("forest");
-        for p in &train {
-            reference.update(p, 0).expect("update");
-            ours.update(p);
-        }
-
-        let t = Instant::now();
-        let mut sink = 0.0;
-        for p in &probe {
-            sink += reference.score(p).expect("score");
-        }
-        let ref_score = rate(n, t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        for p in &probe {
-            sink += ours.score(p);
-        }
-        let our_point = rate(n, t.elapsed().as_secs_f64());
-        let flat: Vec<f32> = probe.iter().flatten().copied().collect();
-        let batch = ndarray::ArrayView2::from_shape((n, d), &flat).expect("shape");
-        let t = Instant::now();
-        sink += ours.score_batch(batch).iter().sum::<f64>();
-        let our_batch = rate(n, t.elapsed().as_secs_f64());
-
-        // The same points, batch-fitted: isolates the cost of a stream-built tree layout.
-        let tflat: Vec<f32> = train.iter().flatten().copied().collect();
-        let fitted = rcf_core::Forest::fit(
-            ndarray::ArrayView2::from_shape((n, d), &tflat).expect("shape"),
-            ours.config().clone(),
-        )
-        .expect("fit");
-        let t = Instant::now();
-        sink += fitted.score_batch(batch).iter().sum::<f64>();
-        let fit_batch = rate(n, t.elapsed().as_secs_f64());
-
-        let t = Instant::now();
-        for p in &stream {
-            sink += reference.score(p).expect("score");
-            reference.update(p, 0).expect("update");
-        }
-        let ref_stream = rate(n, t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        for p in &stream {
-            sink += ours.score(p);
-            ours.update(p);
-        }
-        let our_stream = rate(n, t.elapsed().as_secs_f64());
-
-        for (phase, r, o) in [
-            ("score, point by point", ref_score, our_point),
-            ("score, batch", ref_score, our_batch),
-            ("score, batch (fitted)", ref_score, fit_batch),
-            ("update + score", ref_stream, our_stream),
-        ] {
-            println!(
-                "{kind:<9} {d:<4} {phase:<22} {r:>14.0} {o:>14.0} {:>7.1}×",
-                o / r
-            );
-        }
-        assert!(sink.is_finite());
+    println!(
+        "{:<18} {:>6} {:>3} | {:>9} {:>9} {:>6} {:>9} {:>6} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>5}",
+        "data",
+        "rows",
+        "d",
+        "ref",
+        "point",
+        "ratio",
+        "batch",
+        "ratio",
+        "ref u+s",
+        "ours u+s",
+        "ratio",
+        "ref KiB",
+        "our KiB",
+        "ratio"
+    );
+    let mut worst = [f64::INFINITY; 4];
+    let mut rows = Vec::new();
+    for data in &sets {
+        let r = measure(data, with_reference);
+        let ratios = [
+            r.score.1 / r.score.0,
+            r.score.2 / r.score.0,
+            r.stream.1 / r.stream.0,
+            r.memory.1 as f64 / r.memory.0 as f64,
+        ];
+        worst[0] = worst[0].min(ratios[0]);
+        worst[1] = worst[1].min(ratios[1]);
+        worst[2] = worst[2].min(ratios[2]);
+        worst[3] = if worst[3].is_finite() {
+            worst[3].max(ratios[3])
+        } else {
+            ratios[3]
+        };
+        println!(
+            "{:<18} {:>6} {:>3} | {:>9.0} {:>9.0} {:>5.1}× {:>9.0} {:>5.1}× | {:>9.0} {:>9.0} {:>5.1}× | {:>8} {:>8} {:>5.2}",
+            r.name,
+            r.n,
+            r.d,
+            r.score.0,
+            r.score.1,
+            ratios[0],
+            r.score.2,
+            ratios[1],
+            r.stream.0,
+            r.stream.1,
+            ratios[2],
+            r.memory.0 / 1024,
+            r.memory.1 / 1024,
+            ratios[3],
+        );
+        rows.push(r);
+    }
+    println!(
+        "smallest ratio: score point by point {:.1}×, score batch {:.1}×, update + score {:.1}×; \
+         largest memory ratio (ours ÷ reference) {:.2}",
+        worst[0], worst[1], worst[2], worst[3]
+    );
+    println!();
+    println!("the work behind one score, per point and tree (ours, batch)");
+    println!(
+        "{:<18} {:>3} | {:>8} {:>8} {:>8} | {:>9} {:>9}",
+        "data", "d", "nodes", "boxes", "bytes", "ns/tree", "ns/node"
+    );
+    for r in &rows {
+        let ns = 1e9 / r.score.2 / TREES as f64;
+        println!(
+            "{:<18} {:>3} | {:>8.1} {:>8.2} {:>8.0} | {:>9.1} {:>9.2}",
+            r.name,
+            r.d,
+            r.walk.nodes_descended,
+            r.walk.boxes_compared,
+            r.walk.bytes_per_tree,
+            ns,
+            ns / r.walk.nodes_descended.max(1.0),
+        );
     }
 }
