@@ -109,7 +109,7 @@ pub use shingle::Shingle;
 
 use ndarray::ArrayView2;
 use rng::Pcg;
-use tree::{Tree, LANES, NIL};
+use tree::{Tree, NIL, TREE_LANES};
 
 /// Hyperparameters (SageMaker's names).
 #[derive(Clone, Debug, PartialEq)]
@@ -526,7 +526,7 @@ impl Forest {
     fn score_generic<const AVX: bool>(&self, point: &[f32]) -> f64 {
         let mut s = 0.0;
         let mut k = 0usize;
-        let mut group: [&Tree; LANES] = [&self.trees[0].tree; LANES];
+        let mut group: [&Tree; TREE_LANES] = [&self.trees[0].tree; TREE_LANES];
         let mut g = 0;
         for ts in &self.trees {
             if ts.tree.root == NIL {
@@ -535,9 +535,9 @@ impl Forest {
             group[g] = &ts.tree;
             g += 1;
             k += 1;
-            if g == LANES {
-                let mut out = [0.0f64; LANES];
-                tree::raw_scores_lanes::<AVX>(group, [point; LANES], &mut out);
+            if g == TREE_LANES {
+                let mut out = [0.0f64; TREE_LANES];
+                tree::raw_scores_lanes::<AVX, TREE_LANES>(group, [point; TREE_LANES], &mut out);
                 for (t, r) in group.iter().zip(out) {
                     s += r * tree::normalizer(t.mass as f64);
                 }

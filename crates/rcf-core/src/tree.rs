@@ -9,6 +9,9 @@ pub(crate) const NIL: u32 = u32::MAX;
 pub(crate) const LEAF: u32 = 1 << 31;
 /// Points walked down a tree together in batch scoring.
 pub(crate) const LANES: usize = 4;
+/// Trees walked together by one point in point-by-point scoring (8 and 16 measured no
+/// faster).
+pub(crate) const TREE_LANES: usize = 4;
 
 /// Bytes of a node the descent reads: the cut value and dimension and both children.
 pub(crate) const DESCENT_BYTES: usize = 16;
@@ -219,30 +222,30 @@ fn range_of(lo: &[f32], hi: &[f32]) -> f64 {
     lo.iter().zip(hi).map(|(&a, &b)| b as f64 - a as f64).sum()
 }
 
-/// [`Tree::raw_score`] of `LANES` (tree, point) pairs walked in lockstep, so that their
+/// [`Tree::raw_score`] of `L` (tree, point) pairs walked in lockstep, so that their
 /// independent memory-latency chains overlap (a batch of points down one tree, or one point
 /// down several trees). Same arithmetic per lane as [`Tree::raw_score`], so bit-identical.
 /// Every tree must be non-empty.
 #[inline(always)]
-pub(crate) fn raw_scores_lanes<const AVX: bool>(
-    trees: [&Tree; LANES],
-    xs: [&[f32]; LANES],
-    out: &mut [f64; LANES],
+pub(crate) fn raw_scores_lanes<const AVX: bool, const L: usize>(
+    trees: [&Tree; L],
+    xs: [&[f32]; L],
+    out: &mut [f64; L],
 ) {
     // Descent: only the cuts are read, without a branch per level (a lane that reached its
     // leaf reads a harmless node and stays where it is), so the lanes' chains overlap.
-    let nodes: [&[Node]; LANES] = std::array::from_fn(|k| {
+    let nodes: [&[Node]; L] = std::array::from_fn(|k| {
         if trees[k].nodes.is_empty() {
             &PARKED[..]
         } else {
             &trees[k].nodes[..]
         }
     });
-    let mut cur: [u32; LANES] = std::array::from_fn(|k| trees[k].root);
-    let mut depth = [0usize; LANES];
+    let mut cur: [u32; L] = std::array::from_fn(|k| trees[k].root);
+    let mut depth = [0usize; L];
     loop {
         let mut all_leaves = true;
-        for k in 0..LANES {
+        for k in 0..L {
             let c = cur[k];
             let leaf = c & LEAF != 0;
             let node = &nodes[k][if leaf { 0 } else { c as usize }];
@@ -257,10 +260,9 @@ pub(crate) fn raw_scores_lanes<const AVX: bool>(
         }
     }
     // Climb: from the leaf's term up, until the point lies inside a box.
-    for k in 0..LANES {
+    for k in 0..L {
         let l = (cur[k] & !LEAF) as usize;
-        let (leaf, up) = trees[k].leaf_term(l, xs[k], depth[k]);
-        out[k] = trees[k].climb::<AVX>(up, xs[k], depth[k], leaf);
+        out[k] = trees[k].score_from_leaf::<AVX>(l, xs[k], depth[k]);
     }
 }
 
@@ -692,8 +694,7 @@ impl Tree {
             cur = node.child[go_right as usize];
             depth += 1;
         }
-        let (leaf, up) = self.leaf_term((cur & !LEAF) as usize, x, depth);
-        self.climb::<AVX>(up, x, depth, leaf)
+        self.score_from_leaf::<AVX>((cur & !LEAF) as usize, x, depth)
     }
 
     /// What [`Tree::raw_score`] reads for `x`: (internal nodes descended, boxes compared on
@@ -706,7 +707,12 @@ impl Tree {
             cur = node.child[(x[node.cut_dim as usize] > node.cut_val) as usize];
             depth += 1;
         }
-        let (_, mut up) = self.leaf_term((cur & !LEAF) as usize, x, depth);
+        let l = (cur & !LEAF) as usize;
+        let mut up = if self.leaf_point(l) == x {
+            NIL
+        } else {
+            self.leaf_parent[l]
+        };
         let mut boxes = 0;
         while up != NIL {
             boxes += 1;
@@ -719,46 +725,50 @@ impl Tree {
         (depth, boxes)
     }
 
-    /// The leaf's term `S_h` for `x` reaching leaf `l` at depth `h`, and the node to climb
-    /// to next (`NIL` when there is nothing left to add: the root, or `x` is the leaf's point,
-    /// which lies inside its parent's box).
-    #[inline(always)]
-    fn leaf_term(&self, l: usize, x: &[f32], depth: usize) -> (f64, u32) {
-        if self.leaf_point(l) == x {
-            let m = self.leaf_mass[l] as f64;
-            (damp(m, self.mass as f64) * score_seen(depth as f64, m), NIL)
-        } else {
-            (inv_depth(depth), self.leaf_parent[l])
-        }
-    }
-
-    /// The climb from node `up` (the leaf's parent, at depth `depth - 1`) with the leaf's term
-    /// `leaf`: `S_k = p_k / (k + 1) + (1 - p_k) · S_{k+1}` with `p_k = e / (r + e)` (`e` how far
-    /// `x` lies outside node `k`'s box, `r` the box's range), until `x` lies inside a box
+    /// The score of `x` from leaf `l`, reached at depth `depth`: the leaf's term `S_h`, then
+    /// the climb `S_k = p_k / (k + 1) + (1 - p_k) · S_{k+1}` with `p_k = e / (r + e)` (`e` how
+    /// far `x` lies outside node `k`'s box, `r` the box's range) until `x` lies inside a box
     /// (`p = 0` there and above). `S` is carried as a fraction `num / den`,
-    /// `S_k = (e / (k + 1) · den + r · num) / ((r + e) · den)`, so the climb's chain holds
-    /// multiplications and one division at the end instead of a division a level.
+    /// `S_k = (e / (k + 1) · den + r · num) / ((r + e) · den)`, so a level costs
+    /// multiplications and the climb one division. Whether `x` is the leaf's point (the
+    /// "seen" term) is only asked when `x` lies inside the parent's box, which holds the
+    /// leaf's point: most unseen points skip the comparison.
     #[inline(always)]
-    pub(crate) fn climb<const AVX: bool>(
+    pub(crate) fn score_from_leaf<const AVX: bool>(
         &self,
-        mut up: u32,
+        l: usize,
         x: &[f32],
-        mut depth: usize,
-        leaf: f64,
+        depth: usize,
     ) -> f64 {
         let d = self.dim;
-        let (mut num, mut den) = (leaf, 1.0f64);
+        let seen = |t: &Tree| {
+            let m = t.leaf_mass[l] as f64;
+            damp(m, t.mass as f64) * score_seen(depth as f64, m)
+        };
+        let mut up = self.leaf_parent[l];
+        if up == NIL {
+            return if self.leaf_point(l) == x {
+                seen(self)
+            } else {
+                inv_depth(depth)
+            };
+        }
+        let (mut num, mut den) = (inv_depth(depth), 1.0f64);
+        let mut k = depth;
         while up != NIL {
             let i = up as usize;
             let b = &self.bounds[i * 2 * d..(i + 1) * 2 * d];
             let e = outside_k::<AVX>(&b[..d], &b[d..], x);
             if e == 0.0 {
+                if k == depth && self.leaf_point(l) == x {
+                    return seen(self);
+                }
                 break;
             }
-            depth -= 1;
+            k -= 1;
             let node = &self.nodes[i];
             let e = e as f64;
-            num = e * inv_depth(depth) * den + node.range * num;
+            num = e * inv_depth(k) * den + node.range * num;
             den *= node.range + e;
             if !(1e-100..=1e100).contains(&den) {
                 num /= den;
@@ -783,7 +793,7 @@ impl Tree {
         while j < full {
             let mut out = [0.0f64; LANES];
             let lanes: [&[f32]; LANES] = std::array::from_fn(|k| &xs[(j + k) * d..(j + k + 1) * d]);
-            raw_scores_lanes::<AVX>([self; LANES], lanes, &mut out);
+            raw_scores_lanes::<AVX, LANES>([self; LANES], lanes, &mut out);
             for k in 0..LANES {
                 acc[j + k] += out[k] * norm;
             }
