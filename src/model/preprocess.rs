@@ -83,43 +83,56 @@ impl Preprocessor {
         scaling: Scaling,
         log_cols: &[String],
     ) -> Preprocessor {
-        let features = names
-            .iter()
-            .enumerate()
-            .map(|(j, name)| {
-                let log = log_cols.iter().any(|c| c == name);
-                let mut col: Vec<f64> = train
-                    .column(j)
-                    .iter()
-                    .map(|&x| if log { signed_log1p(x) } else { x })
-                    .collect();
-                let (center, scale) = match scaling {
-                    Scaling::None => (0.0, 1.0),
-                    Scaling::Standard => (mean(&col), nonzero(std_dev(&col))),
-                    Scaling::Robust | Scaling::Auto => {
-                        col.sort_by(|a, b| a.total_cmp(b));
-                        let median = quantile(&col, 0.5);
-                        let iqr = quantile(&col, 0.75) - quantile(&col, 0.25);
-                        let degenerate = iqr <= 0.0
-                            || (scaling == Scaling::Auto && mode_share(&col) >= TIE_SHARE);
-                        let scale = if degenerate {
-                            // One value fills much of the column: the IQR does not measure its
-                            // spread; use the standard deviation of the whole column.
-                            std_dev(&col)
-                        } else {
-                            iqr
-                        };
-                        (median, nonzero(scale))
-                    }
-                };
-                FeatureTransform {
-                    name: name.clone(),
-                    log,
-                    center,
-                    scale,
+        let fit_column = |j: usize| {
+            let name = &names[j];
+            let log = log_cols.iter().any(|c| c == name);
+            let mut col: Vec<f64> = train
+                .column(j)
+                .iter()
+                .map(|&x| if log { signed_log1p(x) } else { x })
+                .collect();
+            let (center, scale) = match scaling {
+                Scaling::None => (0.0, 1.0),
+                Scaling::Standard => (mean(&col), nonzero(std_dev(&col))),
+                Scaling::Robust | Scaling::Auto => {
+                    // A total order: equal keys are equal bits, so the unstable sort gives
+                    // the one sorted column.
+                    col.sort_unstable_by(|a, b| a.total_cmp(b));
+                    let median = quantile(&col, 0.5);
+                    let iqr = quantile(&col, 0.75) - quantile(&col, 0.25);
+                    let degenerate =
+                        iqr <= 0.0 || (scaling == Scaling::Auto && mode_share(&col) >= TIE_SHARE);
+                    let scale = if degenerate {
+                        // One value fills much of the column: the IQR does not measure its
+                        // spread; use the standard deviation of the whole column.
+                        std_dev(&col)
+                    } else {
+                        iqr
+                    };
+                    (median, nonzero(scale))
                 }
-            })
-            .collect();
+            };
+            FeatureTransform {
+                name: name.clone(),
+                log,
+                center,
+                scale,
+            }
+        };
+        // Columns are independent: large tables fit them on two threads, each its half.
+        let n = names.len();
+        let features = if train.nrows() * n < PARALLEL_VALUES || n < 2 {
+            (0..n).map(fit_column).collect()
+        } else {
+            let half = n / 2;
+            let (mut first, second) = std::thread::scope(|s| {
+                let t = s.spawn(|| (half..n).map(fit_column).collect::<Vec<_>>());
+                let first: Vec<_> = (0..half).map(fit_column).collect();
+                (first, t.join().expect("a preprocessing thread panicked"))
+            });
+            first.extend(second);
+            first
+        };
         Preprocessor { features }
     }
 
@@ -138,13 +151,23 @@ impl Preprocessor {
     /// Transforms a raw matrix (rows × features).
     pub fn transform(&self, raw: ArrayView2<f64>) -> Array2<f32> {
         let mut out = Array2::<f32>::zeros((raw.nrows(), self.dim()));
+        let mut row = vec![0.0f64; raw.ncols()];
         for (r, mut o) in raw.rows().into_iter().zip(out.rows_mut()) {
-            let row: Vec<f64> = r.to_vec();
-            self.transform_row(&row, o.as_slice_mut().expect("standard layout"));
+            let o = o.as_slice_mut().expect("standard layout");
+            match r.as_slice() {
+                Some(r) => self.transform_row(r, o),
+                None => {
+                    row.iter_mut().zip(r.iter()).for_each(|(a, &b)| *a = b);
+                    self.transform_row(&row, o);
+                }
+            }
         }
         out
     }
 }
+
+/// From this many training values on, [`Preprocessor::fit`] uses two threads.
+const PARALLEL_VALUES: usize = 1 << 20;
 
 /// Under `scaling = "auto"`, a column whose most frequent value fills at least this share of
 /// the training rows is scaled by its standard deviation instead of its IQR: from a quarter

@@ -64,54 +64,40 @@ impl Table {
                 )));
             }
         }
-        let width = columns.len();
-        let mut flat: Vec<f64> = Vec::with_capacity(bytes.len() / 6);
-        let mut rows = 0usize;
-        let mut record = csv::ByteRecord::new();
-        loop {
-            let more = rdr.read_byte_record(&mut record).map_err(|e| {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                DataError(format!("{name}: line {line}: {e}"))
-            })?;
-            if !more {
-                break;
+        // The body: lines from the first after the header, split in two at a line break
+        // and parsed on two threads when the file is large and has no quotes (a quoted field
+        // may hold a line break, so a quoted file is read in one piece).
+        let start = (rdr.position().byte() as usize).min(bytes.len());
+        let first_line = rdr.position().line().max(2);
+        let body = &bytes[start..];
+        let mid = if body.len() >= PARALLEL_BYTES && !body.contains(&b'"') {
+            body[body.len() / 2..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| body.len() / 2 + i + 1)
+        } else {
+            None
+        };
+        let (flat, rows) = match mid {
+            None => parse_rows(body, first_line, &columns, name)?,
+            Some(mid) => {
+                let (head, tail) = body.split_at(mid);
+                let tail_line = first_line + head.iter().filter(|&&b| b == b'\n').count() as u64;
+                let (a, b) = std::thread::scope(|s| {
+                    let t = s.spawn(|| parse_rows(tail, tail_line, &columns, name));
+                    let a = parse_rows(head, first_line, &columns, name);
+                    (a, t.join().expect("the parsing thread panicked"))
+                });
+                let (mut flat, rows) = a?;
+                let (more, more_rows) = b?;
+                flat.extend_from_slice(&more);
+                (flat, rows + more_rows)
             }
-            let line = record
-                .position()
-                .map(|p| p.line())
-                .unwrap_or(rows as u64 + 2);
-            if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
-                continue; // blank line
-            }
-            if let Some(c) = record.iter().position(|f| f.contains(&b'\n')) {
-                return Err(DataError(format!(
-                    "{name}: line {line}, column {}: a quoted value runs over several lines (is a closing quote missing?)",
-                    columns
-                        .get(c)
-                        .map(|h| format!("{h:?}"))
-                        .unwrap_or_else(|| (c + 1).to_string())
-                )));
-            }
-            if record.len() != width {
-                return Err(DataError(format!(
-                    "{name}: line {line}: expected {width} fields like the header, found {}",
-                    record.len()
-                )));
-            }
-            for (c, field) in record.iter().enumerate() {
-                flat.push(parse_cell(field).map_err(|why| {
-                    DataError(format!(
-                        "{name}: line {line}, column {:?}: {why}",
-                        columns[c]
-                    ))
-                })?);
-            }
-            rows += 1;
-        }
+        };
         if rows == 0 {
             return Err(DataError(format!("{name}: no data rows after the header")));
         }
-        let values = Array2::from_shape_vec((rows, width), flat)
+        let values = Array2::from_shape_vec((rows, columns.len()), flat)
             .map_err(|e| DataError(format!("{name}: {e}")))?;
         Ok(Table { columns, values })
     }
@@ -125,20 +111,87 @@ impl Table {
     }
 }
 
+/// From this size on, the body of a file without quotes is parsed on two threads.
+const PARALLEL_BYTES: usize = 1 << 20;
+
+/// Parses data lines (no header; `first_line` is the file's line number of the first one)
+/// into row-major values and a row count.
+fn parse_rows(
+    body: &[u8],
+    first_line: u64,
+    columns: &[String],
+    name: &str,
+) -> Result<(Vec<f64>, usize), DataError> {
+    let width = columns.len();
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    let mut flat: Vec<f64> = Vec::with_capacity(body.len() / 6);
+    let mut rows = 0usize;
+    let mut record = csv::ByteRecord::new();
+    let file_line = |l: u64| first_line + l.saturating_sub(1);
+    loop {
+        let more = rdr.read_byte_record(&mut record).map_err(|e| {
+            let line = e.position().map(|p| file_line(p.line())).unwrap_or(0);
+            DataError(format!("{name}: line {line}: {e}"))
+        })?;
+        if !more {
+            break;
+        }
+        let line = record
+            .position()
+            .map(|p| file_line(p.line()))
+            .unwrap_or(first_line + rows as u64);
+        if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
+            continue; // blank line
+        }
+        if record.as_slice().contains(&b'\n') {
+            let c = record.iter().position(|f| f.contains(&b'\n')).unwrap_or(0);
+            return Err(DataError(format!(
+                "{name}: line {line}, column {}: a quoted value runs over several lines (is a closing quote missing?)",
+                columns
+                    .get(c)
+                    .map(|h| format!("{h:?}"))
+                    .unwrap_or_else(|| (c + 1).to_string())
+            )));
+        }
+        if record.len() != width {
+            return Err(DataError(format!(
+                "{name}: line {line}: expected {width} fields like the header, found {}",
+                record.len()
+            )));
+        }
+        for (c, field) in record.iter().enumerate() {
+            flat.push(parse_cell(field).map_err(|why| {
+                DataError(format!(
+                    "{name}: line {line}, column {:?}: {why}",
+                    columns[c]
+                ))
+            })?);
+        }
+        rows += 1;
+    }
+    Ok((flat, rows))
+}
+
 /// Parses one numeric cell; the error says why in words.
 pub fn parse_cell(field: &[u8]) -> Result<f64, String> {
-    let s = std::str::from_utf8(field).map_err(|_| "the value is not valid UTF-8".to_string())?;
-    let t = s.trim();
+    let t = field.trim_ascii();
     if t.is_empty() {
         return Err("empty value (missing values are not allowed)".into());
     }
-    let v: f64 = t
-        .parse()
-        .map_err(|_| format!("{} is not a number", shorten(t)))?;
-    if !v.is_finite() {
-        return Err(format!("{} is not a finite number", shorten(t)));
+    match fast_float2::parse::<f64, _>(t) {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!(
+            "{} is not a finite number",
+            shorten(&String::from_utf8_lossy(t))
+        )),
+        Err(_) => match std::str::from_utf8(t) {
+            Ok(s) => Err(format!("{} is not a number", shorten(s))),
+            Err(_) => Err("the value is not valid UTF-8".to_string()),
+        },
     }
-    Ok(v)
 }
 
 /// A value quoted for a message, cut to a readable length (a broken file can put megabytes in
@@ -222,5 +275,38 @@ mod tests {
         assert!(e.contains("no data rows"), "{e}");
         let e = Table::parse_csv(b"", "x.csv").unwrap_err().0;
         assert!(e.contains("empty"), "{e}");
+    }
+
+    /// A file past `PARALLEL_BYTES` is parsed in two halves; the rows, their order and the
+    /// line numbers in errors are those of one pass.
+    #[test]
+    fn large_files_parse_in_two_halves_like_one() {
+        let rows = 80_000;
+        let mut text = String::from("a,b\n");
+        for i in 0..rows {
+            if i == 10 {
+                text.push('\n'); // a blank line (line 12) in the first half
+            }
+            text.push_str(&format!("{i},{}\n", i as f64 * 0.25));
+        }
+        assert!(text.len() > PARALLEL_BYTES);
+        let t = Table::parse_csv(text.as_bytes(), "big.csv").unwrap();
+        assert_eq!(t.rows(), rows);
+        for (i, r) in t.values.rows().into_iter().enumerate() {
+            assert_eq!((r[0], r[1]), (i as f64, i as f64 * 0.25), "row {i}");
+        }
+        // Row 70,000 sits on line 70,003 (the header, the blank line, 1-based lines).
+        let bad = text.replacen("70000,17500\n", "70000,x\n", 1);
+        let e = Table::parse_csv(bad.as_bytes(), "big.csv").unwrap_err().0;
+        assert_eq!(
+            e,
+            "big.csv: line 70003, column \"b\": \"x\" is not a number"
+        );
+        let bad = text.replacen("300,75\n", "300\n", 1);
+        let e = Table::parse_csv(bad.as_bytes(), "big.csv").unwrap_err().0;
+        assert_eq!(
+            e,
+            "big.csv: line 303: expected 2 fields like the header, found 1"
+        );
     }
 }

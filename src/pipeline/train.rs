@@ -200,15 +200,15 @@ pub fn train_and_evaluate(
         ));
     }
     let t = Instant::now();
-    let x_train_raw = data.x.select(Axis(0), &train_rows);
-    let x_test_raw = data.x.select(Axis(0), &test_rows);
-    let pp = Preprocessor::fit(
-        x_train_raw.view(),
-        &data.features,
-        pre.scaling,
-        &pre.log_transform,
-    );
-    let x_train = pp.transform(x_train_raw.view());
+    // Copies only where the split asks for them: training on every row in file order reads
+    // the table itself, and without a held-out split the evaluation rows are the training rows.
+    let all_rows = train_rows.iter().copied().eq(0..data.x.nrows());
+    let train_copy = (!all_rows).then(|| data.x.select(Axis(0), &train_rows));
+    let x_train_raw = train_copy.as_ref().map_or(data.x.view(), |a| a.view());
+    let test_copy = (test_rows != train_rows).then(|| data.x.select(Axis(0), &test_rows));
+    let x_test_raw = test_copy.as_ref().map_or(x_train_raw, |a| a.view());
+    let pp = Preprocessor::fit(x_train_raw, &data.features, pre.scaling, &pre.log_transform);
+    let x_train = pp.transform(x_train_raw);
     if let Some(((r, j), v)) = x_train.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(out_of_range(
             &data.features[j],
