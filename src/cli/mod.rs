@@ -22,6 +22,7 @@ pub mod serve;
 mod status;
 
 pub use approvals::with_signing_enabled;
+pub use eval::read_in_halves;
 pub use logs::{human_log_line, parse_since};
 pub use status::{status_doc, StatusDoc, VersionDoc};
 
