@@ -111,6 +111,36 @@ use ndarray::ArrayView2;
 use rng::Pcg;
 use tree::{Tree, NIL, TREE_LANES};
 
+/// Benchmark support: the climb's step alone. For each box `i` of `boxes` (`2·d` values each,
+/// `[min.., max..]` as a tree stores them) and each point of `points` (`d` values each), how
+/// far the point lies outside the box, summed; compiled like the scoring loops (the AVX2
+/// kernel inlined when the CPU has it).
+#[doc(hidden)]
+pub fn box_distance_sum(boxes: &[f32], points: &[f32], d: usize) -> f64 {
+    #[inline(always)]
+    fn run<const AVX: bool>(boxes: &[f32], points: &[f32], d: usize) -> f64 {
+        let mut total = 0.0f64;
+        for x in points.chunks_exact(d) {
+            for b in boxes.chunks_exact(2 * d) {
+                total += tree::outside_k::<AVX>(&b[..d], &b[d..], x) as f64;
+            }
+        }
+        total
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(boxes: &[f32], points: &[f32], d: usize) -> f64 {
+            run::<true>(boxes, points, d)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2(boxes, points, d) };
+        }
+    }
+    run::<false>(boxes, points, d)
+}
+
 /// Hyperparameters (SageMaker's names).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ForestConfig {
@@ -676,6 +706,26 @@ impl Forest {
                 + boxes * (box_bytes + 8.0)
                 + (self.dim * 4) as f64,
         }
+    }
+
+    /// Benchmark support: the descent alone (cuts only, no box, no score) of every row down
+    /// every tree, blocks of points a tree at a time as in [`Forest::score_batch`]. Returns
+    /// the sum of the depths reached, so the work cannot be optimised away.
+    #[doc(hidden)]
+    pub fn descend_batch(&self, points: ArrayView2<f32>) -> u64 {
+        let d = self.dim;
+        let rows: Vec<f32> = points.iter().copied().collect();
+        let n = rows.len() / d.max(1);
+        let mut total = 0u64;
+        for ts in self.trees.iter().filter(|t| t.tree.root != NIL) {
+            let t = &ts.tree;
+            for j in (0..n / tree::LANES * tree::LANES).step_by(tree::LANES) {
+                let xs = std::array::from_fn(|k| &rows[(j + k) * d..(j + k + 1) * d]);
+                let (_, depth) = tree::descend_lanes([t; tree::LANES], xs);
+                total += depth.iter().sum::<usize>() as u64;
+            }
+        }
+        total
     }
 
     /// Per-dimension attribution of [`Forest::score`]: `high[i] + low[i]` summed over `i`

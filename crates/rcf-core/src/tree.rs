@@ -222,18 +222,14 @@ fn range_of(lo: &[f32], hi: &[f32]) -> f64 {
     lo.iter().zip(hi).map(|(&a, &b)| b as f64 - a as f64).sum()
 }
 
-/// [`Tree::raw_score`] of `L` (tree, point) pairs walked in lockstep, so that their
-/// independent memory-latency chains overlap (a batch of points down one tree, or one point
-/// down several trees). Same arithmetic per lane as [`Tree::raw_score`], so bit-identical.
-/// Every tree must be non-empty.
+/// The descent of `L` (tree, point) pairs in lockstep: the leaf each reaches and its depth.
+/// Only the cuts are read, without a branch per level (a lane that reached its leaf reads a
+/// harmless node and stays where it is), so the lanes' chains overlap.
 #[inline(always)]
-pub(crate) fn raw_scores_lanes<const AVX: bool, const L: usize>(
+pub(crate) fn descend_lanes<const L: usize>(
     trees: [&Tree; L],
     xs: [&[f32]; L],
-    out: &mut [f64; L],
-) {
-    // Descent: only the cuts are read, without a branch per level (a lane that reached its
-    // leaf reads a harmless node and stays where it is), so the lanes' chains overlap.
+) -> ([u32; L], [usize; L]) {
     let nodes: [&[Node]; L] = std::array::from_fn(|k| {
         if trees[k].nodes.is_empty() {
             &PARKED[..]
@@ -256,10 +252,24 @@ pub(crate) fn raw_scores_lanes<const AVX: bool, const L: usize>(
             all_leaves &= leaf;
         }
         if all_leaves {
-            break;
+            return (cur, depth);
         }
     }
-    // Climb: from the leaf's term up, until the point lies inside a box.
+}
+
+/// [`Tree::raw_score`] of `L` (tree, point) pairs walked in lockstep, so that their
+/// independent memory-latency chains overlap (a batch of points down one tree, or one point
+/// down several trees). Same arithmetic per lane as [`Tree::raw_score`], so bit-identical.
+/// Every tree must be non-empty.
+#[inline(always)]
+pub(crate) fn raw_scores_lanes<const AVX: bool, const L: usize>(
+    trees: [&Tree; L],
+    xs: [&[f32]; L],
+    out: &mut [f64; L],
+) {
+    let (cur, depth) = descend_lanes(trees, xs);
+    // Climb: lane by lane (a lockstep climb measured slower: climbs differ in length far
+    // more than descents).
     for k in 0..L {
         let l = (cur[k] & !LEAF) as usize;
         out[k] = trees[k].score_from_leaf::<AVX>(l, xs[k], depth[k]);
