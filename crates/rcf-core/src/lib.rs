@@ -633,7 +633,9 @@ impl Forest {
     fn score_rows_into(&self, points: ArrayView2<f32>, out: &mut [f64]) {
         // Each tree is walked by a whole block of points while it is in the core's caches;
         // the block itself takes about 256 KiB, well inside L2.
-        let block = (256 * 1024 / (4 * self.dim)).clamp(64, 4096);
+        let block = (256 * 1024 / (4 * self.dim))
+            .clamp(64, 4096)
+            .min(points.nrows().max(1));
         let d = self.dim;
         assert_eq!(
             points.ncols(),
