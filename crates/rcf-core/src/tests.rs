@@ -370,3 +370,18 @@ fn walk_stats_count_the_descent_and_the_climb() {
         "{m:?}"
     );
 }
+
+#[test]
+fn benchmark_parts_measure_the_same_work_as_the_score() {
+    let data = lcg_data(400, 5, 8);
+    let f = Forest::fit(data.view(), cfg(50, 64, 2)).unwrap();
+    // The descent alone reaches the depths the walk counts (400 rows: whole lane groups).
+    let stats = f.walk_stats(data.view());
+    let total = f.descend_batch(data.view()) as f64;
+    assert_eq!(total, (stats.nodes_descended * 400.0 * 50.0).round());
+    // The box step is the distance outside each box, summed.
+    let boxes = [0.0f32, 0.0, 1.0, 1.0, -1.0, 2.0, 0.5, 3.0];
+    let points = [2.0f32, 0.5, -3.0, -3.0];
+    let want = 1.0 + (1.5 + 1.5) + (3.0 + 3.0) + (2.0 + 5.0);
+    assert_eq!(box_distance_sum(&boxes, &points, 2), want);
+}
