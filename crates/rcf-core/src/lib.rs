@@ -82,9 +82,9 @@
 //! Nodes are 32-byte records in a flat array (the descent reads 16 bytes of each: the cut and
 //! both children, indexed by the comparison, so a level has no branch) with each box stored
 //! as contiguous `[min.., max..]` f32 values, read only on the climb. Scoring allocates
-//! nothing per point, walks several (tree, point) pairs in lockstep so their memory
-//! latencies overlap (one point down four trees in [`Forest::score`], blocks of points down
-//! one tree in [`Forest::score_batch`]), and uses an AVX2 kernel for the box distance when
+//! nothing per point, keeps several walks in flight so their memory latencies overlap (one
+//! point down four trees in lockstep in [`Forest::score`]; in [`Forest::score_batch`], eight
+//! points down one tree, each lane taking the next point when its walk ends), and uses an AVX2 kernel for the box distance when
 //! the CPU has it (with the same operation order as the portable code, so results do not
 //! depend on the CPU). [`Forest::walk_stats`] reports the work per point and tree: nodes
 //! descended, boxes compared and bytes read.

@@ -7,8 +7,8 @@ use crate::rng::Pcg;
 
 pub(crate) const NIL: u32 = u32::MAX;
 pub(crate) const LEAF: u32 = 1 << 31;
-/// Points walked down a tree together in batch scoring.
-pub(crate) const LANES: usize = 4;
+/// Walks in flight down one tree in batch scoring (12 and 16 measured no faster).
+pub(crate) const LANES: usize = 8;
 /// Trees walked together by one point in point-by-point scoring (8 and 16 measured no
 /// faster).
 pub(crate) const TREE_LANES: usize = 4;
@@ -258,8 +258,7 @@ pub(crate) fn descend_lanes<const L: usize>(
 }
 
 /// [`Tree::raw_score`] of `L` (tree, point) pairs walked in lockstep, so that their
-/// independent memory-latency chains overlap (a batch of points down one tree, or one point
-/// down several trees). Same arithmetic per lane as [`Tree::raw_score`], so bit-identical.
+/// independent memory-latency chains overlap (one point down several trees). Same arithmetic per lane as [`Tree::raw_score`], so bit-identical.
 /// Every tree must be non-empty.
 #[inline(always)]
 pub(crate) fn raw_scores_lanes<const AVX: bool, const L: usize>(
@@ -790,28 +789,54 @@ impl Tree {
     }
 
     /// Add this tree's normalised score of each of the `acc.len()` points in `xs`
-    /// (`acc.len() * dim` floats, contiguous) into `acc`. Walks [`LANES`] points down the
-    /// tree in lockstep so their independent memory chains overlap; every value is
-    /// bit-identical to [`Tree::score`].
+    /// (`acc.len() * dim` floats, contiguous) into `acc`. Keeps [`LANES`] walks in flight so
+    /// their independent memory chains overlap, each lane taking the next point as soon as its
+    /// walk is done (4 lanes in lockstep measured 5–10 % slower); every value is bit-identical
+    /// to [`Tree::score`].
     #[inline(always)]
     pub(crate) fn score_block_into<const AVX: bool>(&self, xs: &[f32], acc: &mut [f64]) {
         let d = self.dim;
         let norm = normalizer(self.mass as f64);
         let m = acc.len();
-        let full = m / LANES * LANES;
-        let mut j = 0;
-        while j < full {
-            let mut out = [0.0f64; LANES];
-            let lanes: [&[f32]; LANES] = std::array::from_fn(|k| &xs[(j + k) * d..(j + k + 1) * d]);
-            raw_scores_lanes::<AVX, LANES>([self; LANES], lanes, &mut out);
-            for k in 0..LANES {
-                acc[j + k] += out[k] * norm;
+        if m < LANES || self.nodes.is_empty() {
+            for j in 0..m {
+                acc[j] += self.raw_score::<AVX>(&xs[j * d..(j + 1) * d]) * norm;
             }
-            j += LANES;
+            return;
         }
-        while j < m {
-            acc[j] += self.raw_score::<AVX>(&xs[j * d..(j + 1) * d]) * norm;
-            j += 1;
+        // LANES walks in flight; a walk that reaches its leaf climbs, adds its score and
+        // hands its lane to the next point, so no lane waits for a deeper one.
+        let mut pt: [usize; LANES] = std::array::from_fn(|k| k);
+        let mut cur = [self.root; LANES];
+        let mut depth = [0usize; LANES];
+        let mut live = [true; LANES];
+        let mut next = LANES;
+        let mut running = LANES;
+        while running > 0 {
+            for k in 0..LANES {
+                if !live[k] {
+                    continue;
+                }
+                let c = cur[k];
+                let x = &xs[pt[k] * d..(pt[k] + 1) * d];
+                if c & LEAF != 0 {
+                    acc[pt[k]] +=
+                        self.score_from_leaf::<AVX>((c & !LEAF) as usize, x, depth[k]) * norm;
+                    if next < m {
+                        pt[k] = next;
+                        next += 1;
+                        cur[k] = self.root;
+                        depth[k] = 0;
+                    } else {
+                        live[k] = false;
+                        running -= 1;
+                    }
+                    continue;
+                }
+                let node = &self.nodes[c as usize];
+                cur[k] = node.child[(x[node.cut_dim as usize] > node.cut_val) as usize];
+                depth[k] += 1;
+            }
         }
     }
 
