@@ -82,9 +82,9 @@
 //! Nodes are 32-byte records in a flat array (the descent reads 16 bytes of each: the cut and
 //! both children, indexed by the comparison, so a level has no branch) with each box stored
 //! as contiguous `[min.., max..]` f32 values, read only on the climb. Scoring allocates
-//! nothing per point, keeps several walks in flight so their memory latencies overlap (one
-//! point down four trees in lockstep in [`Forest::score`]; in [`Forest::score_batch`], eight
-//! points down one tree, each lane taking the next point when its walk ends), and uses an AVX2 kernel for the box distance when
+//! nothing per point, keeps eight walks in flight so their memory latencies overlap (one
+//! point down eight trees at a time in [`Forest::score`], eight points down one tree in
+//! [`Forest::score_batch`]; a lane takes the next walk as soon as its own ends), and uses an AVX2 kernel for the box distance when
 //! the CPU has it (with the same operation order as the portable code, so results do not
 //! depend on the CPU). [`Forest::walk_stats`] reports the work per point and tree: nodes
 //! descended, boxes compared and bytes read.
@@ -109,7 +109,7 @@ pub use shingle::Shingle;
 
 use ndarray::ArrayView2;
 use rng::Pcg;
-use tree::{Tree, NIL, TREE_LANES};
+use tree::{Tree, NIL};
 
 /// Benchmark support: the climb's step alone. For each box `i` of `boxes` (`2·d` values each,
 /// `[min.., max..]` as a tree stores them) and each point of `points` (`d` values each), how
@@ -554,28 +554,24 @@ impl Forest {
 
     #[inline(always)]
     fn score_generic<const AVX: bool>(&self, point: &[f32]) -> f64 {
+        // Every tree's walk in flight at once (in any order), then the sum in tree order.
+        let mut per_tree = [0.0f64; ForestConfig::MAX_TREES];
+        let trees = &self.trees;
+        if trees.iter().all(|t| t.tree.root != NIL) {
+            tree::walks_in_flight::<AVX>(
+                trees.len(),
+                |i| (&trees[i].tree, point),
+                |i, r| per_tree[i] = r * tree::normalizer(trees[i].tree.mass as f64),
+            );
+            let s: f64 = per_tree[..trees.len()].iter().sum();
+            return s / trees.len() as f64;
+        }
+        // A streaming forest whose first points have not reached every tree yet.
         let mut s = 0.0;
         let mut k = 0usize;
-        let mut group: [&Tree; TREE_LANES] = [&self.trees[0].tree; TREE_LANES];
-        let mut g = 0;
-        for ts in &self.trees {
-            if ts.tree.root == NIL {
-                continue;
-            }
-            group[g] = &ts.tree;
-            g += 1;
+        for ts in trees.iter().filter(|t| t.tree.root != NIL) {
+            s += ts.tree.score::<AVX>(point);
             k += 1;
-            if g == TREE_LANES {
-                let mut out = [0.0f64; TREE_LANES];
-                tree::raw_scores_lanes::<AVX, TREE_LANES>(group, [point; TREE_LANES], &mut out);
-                for (t, r) in group.iter().zip(out) {
-                    s += r * tree::normalizer(t.mass as f64);
-                }
-                g = 0;
-            }
-        }
-        for t in &group[..g] {
-            s += t.score::<AVX>(point);
         }
         if k == 0 {
             0.0

@@ -9,9 +9,6 @@ pub(crate) const NIL: u32 = u32::MAX;
 pub(crate) const LEAF: u32 = 1 << 31;
 /// Walks in flight down one tree in batch scoring (12 and 16 measured no faster).
 pub(crate) const LANES: usize = 8;
-/// Trees walked together by one point in point-by-point scoring (8 and 16 measured no
-/// faster).
-pub(crate) const TREE_LANES: usize = 4;
 
 /// Bytes of a node the descent reads: the cut value and dimension and both children.
 pub(crate) const DESCENT_BYTES: usize = 16;
@@ -257,21 +254,59 @@ pub(crate) fn descend_lanes<const L: usize>(
     }
 }
 
-/// [`Tree::raw_score`] of `L` (tree, point) pairs walked in lockstep, so that their
-/// independent memory-latency chains overlap (one point down several trees). Same arithmetic per lane as [`Tree::raw_score`], so bit-identical.
-/// Every tree must be non-empty.
+/// `n` walks with [`LANES`] in flight: walk `i` takes point `walk(i).1` down the non-empty
+/// tree `walk(i).0` and reports its raw score through `done(i, score)`. A lane whose walk
+/// reaches its leaf climbs, reports and takes the next walk, so no lane waits for a deeper
+/// one and the lanes' independent memory chains overlap. Each score is bit-identical to
+/// [`Tree::raw_score`]; walks finish out of order.
 #[inline(always)]
-pub(crate) fn raw_scores_lanes<const AVX: bool, const L: usize>(
-    trees: [&Tree; L],
-    xs: [&[f32]; L],
-    out: &mut [f64; L],
+pub(crate) fn walks_in_flight<'a, const AVX: bool>(
+    n: usize,
+    walk: impl Fn(usize) -> (&'a Tree, &'a [f32]),
+    mut done: impl FnMut(usize, f64),
 ) {
-    let (cur, depth) = descend_lanes(trees, xs);
-    // Climb: lane by lane (a lockstep climb measured slower: climbs differ in length far
-    // more than descents).
-    for k in 0..L {
-        let l = (cur[k] & !LEAF) as usize;
-        out[k] = trees[k].score_from_leaf::<AVX>(l, xs[k], depth[k]);
+    if n < LANES {
+        for i in 0..n {
+            let (t, x) = walk(i);
+            done(i, t.raw_score::<AVX>(x));
+        }
+        return;
+    }
+    let mut id: [usize; LANES] = std::array::from_fn(|k| k);
+    let mut lane: [(&Tree, &[f32]); LANES] = std::array::from_fn(&walk);
+    let mut cur: [u32; LANES] = std::array::from_fn(|k| lane[k].0.root);
+    let mut depth = [0usize; LANES];
+    let mut live = [true; LANES];
+    let mut next = LANES;
+    let mut running = LANES;
+    while running > 0 {
+        for k in 0..LANES {
+            if !live[k] {
+                continue;
+            }
+            let (t, x) = lane[k];
+            let c = cur[k];
+            if c & LEAF != 0 {
+                done(
+                    id[k],
+                    t.score_from_leaf::<AVX>((c & !LEAF) as usize, x, depth[k]),
+                );
+                if next < n {
+                    id[k] = next;
+                    lane[k] = walk(next);
+                    cur[k] = lane[k].0.root;
+                    depth[k] = 0;
+                    next += 1;
+                } else {
+                    live[k] = false;
+                    running -= 1;
+                }
+                continue;
+            }
+            let node = &t.nodes[c as usize];
+            cur[k] = node.child[(x[node.cut_dim as usize] > node.cut_val) as usize];
+            depth[k] += 1;
+        }
     }
 }
 
@@ -798,46 +833,11 @@ impl Tree {
         let d = self.dim;
         let norm = normalizer(self.mass as f64);
         let m = acc.len();
-        if m < LANES || self.nodes.is_empty() {
-            for j in 0..m {
-                acc[j] += self.raw_score::<AVX>(&xs[j * d..(j + 1) * d]) * norm;
-            }
-            return;
-        }
-        // LANES walks in flight; a walk that reaches its leaf climbs, adds its score and
-        // hands its lane to the next point, so no lane waits for a deeper one.
-        let mut pt: [usize; LANES] = std::array::from_fn(|k| k);
-        let mut cur = [self.root; LANES];
-        let mut depth = [0usize; LANES];
-        let mut live = [true; LANES];
-        let mut next = LANES;
-        let mut running = LANES;
-        while running > 0 {
-            for k in 0..LANES {
-                if !live[k] {
-                    continue;
-                }
-                let c = cur[k];
-                let x = &xs[pt[k] * d..(pt[k] + 1) * d];
-                if c & LEAF != 0 {
-                    acc[pt[k]] +=
-                        self.score_from_leaf::<AVX>((c & !LEAF) as usize, x, depth[k]) * norm;
-                    if next < m {
-                        pt[k] = next;
-                        next += 1;
-                        cur[k] = self.root;
-                        depth[k] = 0;
-                    } else {
-                        live[k] = false;
-                        running -= 1;
-                    }
-                    continue;
-                }
-                let node = &self.nodes[c as usize];
-                cur[k] = node.child[(x[node.cut_dim as usize] > node.cut_val) as usize];
-                depth[k] += 1;
-            }
-        }
+        walks_in_flight::<AVX>(
+            m,
+            |j| (self, &xs[j * d..(j + 1) * d]),
+            |j, r| acc[j] += r * norm,
+        );
     }
 
     /// Normalised score of `x` against this (non-empty) tree.
