@@ -2,7 +2,7 @@
 //! parser against pandas' C parser, on the same files in the same run (issue 16).
 //!
 //! * **CSV parsing**: `rcfops eval`'s file read + `Table::parse_csv` (best of 5) against
-//!   `pandas.read_csv` (best of 5, `benches/baselines/pandas_read.py`) on the 13 labelled sets
+//!   `pandas.read_csv` (best of 5, `benches/baselines/pandas_read.py`) on the labelled sets (every `*.csv`)
 //!   in `../shared/datasets` and on the end-to-end workload.
 //! * **End to end**: the workload is 200,000 rows × 30 Gaussian features with 0.5 %
 //!   anomalies shifted by 4 in every feature, written once to `target/tmp/eval_speed/`. The
@@ -23,21 +23,22 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rcfops::pipeline::data::Table;
 
-const SETS: [&str; 13] = [
-    "annthyroid",
-    "breastw",
-    "cardio",
-    "creditcard_subset",
-    "ionosphere",
-    "mammography",
-    "musk",
-    "pendigits",
-    "satellite",
-    "satimage-2",
-    "shuttle",
-    "smtp",
-    "thyroid",
-];
+/// Every labelled set in `dir`: its `*.csv` files, in name order.
+fn labelled_sets(dir: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| {
+        panic!(
+            "cannot list {}: {e} (the labelled sets live in ../shared/datasets beside the \
+             workspace; set DATASETS=dir)",
+            dir.display()
+        )
+    });
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    files.sort();
+    files
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -126,7 +127,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("../shared/datasets"));
     let big = workload(&root.join("target/tmp/eval_speed"));
-    let mut files: Vec<PathBuf> = SETS.iter().map(|s| data.join(format!("{s}.csv"))).collect();
+    let mut files = labelled_sets(&data);
     files.push(big.clone());
     let py = python();
     let baselines = root.join("benches/baselines");

@@ -1,8 +1,8 @@
 //! rcf-core against the AWS reference Random Cut Forest (`krcflib`), measured in the same run on
 //! the same points: 100 trees × 256 samples, single thread.
 //!
-//! `cargo bench -p rcf-reference-bench -- [FILE.csv ...]`. Without files it runs the 13 labelled
-//! sets in `../shared/datasets` (or `DATASETS=dir`) and Gaussian clouds N(0, I) of 50,000 rows at
+//! `cargo bench -p rcf-reference-bench -- [FILE.csv ...]`. Without files it runs every labelled
+//! set (`*.csv`) in `../shared/datasets` (or `DATASETS=dir`) and Gaussian clouds N(0, I) of 50,000 rows at
 //! d = 8 and d = 30. A CSV has a header row; a column named `label` is dropped, every other
 //! column is a feature, read as f32 without scaling.
 //!
@@ -71,21 +71,22 @@ mod rand_distr_free {
 
 const TREES: usize = 100;
 const SAMPLES: usize = 256;
-const SETS: [&str; 13] = [
-    "annthyroid",
-    "breastw",
-    "cardio",
-    "creditcard_subset",
-    "ionosphere",
-    "mammography",
-    "musk",
-    "pendigits",
-    "satellite",
-    "satimage-2",
-    "shuttle",
-    "smtp",
-    "thyroid",
-];
+/// Every labelled set in `dir`: its `*.csv` files, in name order.
+fn labelled_sets(dir: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| {
+        panic!(
+            "cannot list {}: {e} (the labelled sets live in ../shared/datasets beside the \
+             workspace; set DATASETS=dir)",
+            dir.display()
+        )
+    });
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    files.sort();
+    files
+}
 /// Each timed side scores at least this many points per round (small sets are repeated).
 const MIN_POINTS: usize = 20_000;
 
@@ -314,10 +315,7 @@ fn main() {
             .unwrap_or_else(|| {
                 PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
             });
-        let mut v: Vec<Data> = SETS
-            .iter()
-            .map(|s| read_csv(&dir.join(format!("{s}.csv"))))
-            .collect();
+        let mut v: Vec<Data> = labelled_sets(&dir).iter().map(|p| read_csv(p)).collect();
         v.push(gaussian_cloud(50_000, 8));
         v.push(gaussian_cloud(50_000, 30));
         v
