@@ -109,7 +109,7 @@ pub use shingle::Shingle;
 
 use ndarray::ArrayView2;
 use rng::Pcg;
-use tree::{Tree, NIL};
+use tree::{Tree, Walks, NIL};
 
 /// Benchmark support: the climb's step alone. For each box `i` of `boxes` (`2·d` values each,
 /// `[min.., max..]` as a tree stores them) and each point of `points` (`d` values each), how
@@ -372,27 +372,32 @@ impl<T: Copy> Reservoir<T> {
 }
 
 #[inline(always)]
-fn score_block_generic<const AVX: bool>(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
+fn score_block_generic<const AVX: bool>(
+    trees: &[&Tree],
+    xs: &[f32],
+    acc: &mut [f64],
+    walks: &mut Walks,
+) {
     for t in trees {
-        t.score_block_into::<AVX>(xs, acc);
+        t.score_block_into::<AVX>(xs, acc, walks);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn score_block_avx2(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
-    score_block_generic::<true>(trees, xs, acc)
+unsafe fn score_block_avx2(trees: &[&Tree], xs: &[f32], acc: &mut [f64], walks: &mut Walks) {
+    score_block_generic::<true>(trees, xs, acc, walks)
 }
 
-fn score_block_dispatch(trees: &[&Tree], xs: &[f32], acc: &mut [f64]) {
+fn score_block_dispatch(trees: &[&Tree], xs: &[f32], acc: &mut [f64], walks: &mut Walks) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { score_block_avx2(trees, xs, acc) };
+            return unsafe { score_block_avx2(trees, xs, acc, walks) };
         }
     }
-    score_block_generic::<false>(trees, xs, acc)
+    score_block_generic::<false>(trees, xs, acc, walks)
 }
 
 /// A Random Cut Forest. `Clone + Debug + Send + Sync`.
@@ -554,16 +559,19 @@ impl Forest {
 
     #[inline(always)]
     fn score_generic<const AVX: bool>(&self, point: &[f32]) -> f64 {
-        // Every tree's walk in flight at once (in any order), then the sum in tree order.
-        let mut per_tree = [0.0f64; ForestConfig::MAX_TREES];
+        // Every tree's walk at once, a level at a time; the sum in tree order.
         let trees = &self.trees;
         if trees.iter().all(|t| t.tree.root != NIL) {
-            tree::walks_in_flight::<AVX>(
+            let mut s = 0.0;
+            tree::walk_many::<AVX>(
                 trees.len(),
-                |i| (&trees[i].tree, point),
-                |i, r| per_tree[i] = r * tree::normalizer(trees[i].tree.mass as f64),
+                |i| &trees[i].tree,
+                point,
+                0,
+                self.dim,
+                &mut Walks::default(),
+                |i, r| s += r * tree::normalizer(trees[i].tree.mass as f64),
             );
-            let s: f64 = per_tree[..trees.len()].iter().sum();
             return s / trees.len() as f64;
         }
         // A streaming forest whose first points have not reached every tree yet.
@@ -652,6 +660,7 @@ impl Forest {
         }
         let k = active.len() as f64;
         let mut buf = vec![0.0f32; block * d];
+        let mut walks = Walks::default();
         let n = points.nrows();
         let mut start = 0;
         while start < n {
@@ -666,7 +675,7 @@ impl Forest {
             }
             let acc = &mut out[start..start + m];
             acc.iter_mut().for_each(|v| *v = 0.0);
-            score_block_dispatch(&active, &buf[..m * d], acc);
+            score_block_dispatch(&active, &buf[..m * d], acc, &mut walks);
             acc.iter_mut().for_each(|v| *v /= k);
             start += m;
         }
@@ -715,13 +724,10 @@ impl Forest {
         let rows: Vec<f32> = points.iter().copied().collect();
         let n = rows.len() / d.max(1);
         let mut total = 0u64;
+        let mut walks = Walks::default();
         for ts in self.trees.iter().filter(|t| t.tree.root != NIL) {
             let t = &ts.tree;
-            for j in (0..n / tree::LANES * tree::LANES).step_by(tree::LANES) {
-                let xs = std::array::from_fn(|k| &rows[(j + k) * d..(j + k + 1) * d]);
-                let (_, depth) = tree::descend_lanes([t; tree::LANES], xs);
-                total += depth.iter().sum::<usize>() as u64;
-            }
+            total += tree::descend_only(n, |_| t, &rows, d, d, &mut walks);
         }
         total
     }

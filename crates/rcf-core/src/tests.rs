@@ -337,6 +337,12 @@ fn matches_a_bottom_up_reference_visitor() {
             let got = f.score(x);
             assert!((want - got).abs() <= 1e-6 * want, "{want} vs {got}");
         }
+        // Batch scoring walks a block of points a level at a time: the same values, to the bit.
+        let point_by_point: Vec<f64> = queries
+            .outer_iter()
+            .map(|r| f.score(r.as_slice().unwrap()))
+            .collect();
+        assert_eq!(f.score_batch(queries.view()), point_by_point);
     };
     check(&f);
     for row in lcg_data(300, 4, 14).outer_iter() {
