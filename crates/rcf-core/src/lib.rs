@@ -563,6 +563,8 @@ impl Forest {
         let trees = &self.trees;
         if trees.iter().all(|t| t.tree.root != NIL) {
             let mut s = 0.0;
+            // Trees mostly share one mass: its normaliser is computed once per run of equals.
+            let mut norm = (u32::MAX, 0.0);
             tree::walk_many::<AVX>(
                 trees.len(),
                 |i| &trees[i].tree,
@@ -570,7 +572,13 @@ impl Forest {
                 0,
                 self.dim,
                 &mut Walks::default(),
-                |i, r| s += r * tree::normalizer(trees[i].tree.mass as f64),
+                |i, r| {
+                    let mass = trees[i].tree.mass;
+                    if mass != norm.0 {
+                        norm = (mass, tree::normalizer(mass as f64));
+                    }
+                    s += r * norm.1
+                },
             );
             return s / trees.len() as f64;
         }

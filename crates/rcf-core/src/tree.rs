@@ -368,7 +368,13 @@ fn climb_many<'a, const AVX: bool>(
 /// The reference scoring functions (AWS random-cut-forest-by-aws `CommonUtils`).
 #[inline]
 pub(crate) fn score_seen(depth: f64, mass: f64) -> f64 {
-    1.0 / (depth + (mass + 1.0).log2())
+    // log2(2) is exactly 1: most leaves hold one point, and skip the logarithm.
+    let lg = if mass == 1.0 {
+        1.0
+    } else {
+        (mass + 1.0).log2()
+    };
+    1.0 / (depth + lg)
 }
 #[inline]
 pub(crate) fn score_unseen(depth: f64) -> f64 {
