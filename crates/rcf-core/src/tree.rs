@@ -318,6 +318,22 @@ fn descend_many<'a>(
     stride: usize,
     s: &mut Walks,
 ) {
+    if stride != 0 {
+        // A block of points down one tree: its nodes stay in registers.
+        let nodes = &tree(0).nodes[..];
+        descend_levels(|_| nodes, points, stride, s)
+    } else {
+        descend_levels(|w| &tree(w).nodes[..], points, stride, s)
+    }
+}
+
+#[inline(always)]
+fn descend_levels<'a>(
+    nodes_of: impl Fn(usize) -> &'a [Node],
+    points: &[f32],
+    stride: usize,
+    s: &mut Walks,
+) {
     let mut live = s.front.len();
     let mut level = 1u64;
     while live > 0 {
@@ -332,7 +348,7 @@ fn descend_many<'a>(
             unsafe {
                 let f = *front.get_unchecked(i);
                 let w = (f >> 32) as usize;
-                let node = tree(w).nodes.get_unchecked(f as u32 as usize);
+                let node = nodes_of(w).get_unchecked(f as u32 as usize);
                 let x = *points.get_unchecked(w * stride + node.cut_dim as usize);
                 let right = x > node.cut_val;
                 let next = node.child[right as usize];
