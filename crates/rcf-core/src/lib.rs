@@ -81,13 +81,16 @@
 //!
 //! Nodes are 32-byte records in a flat array (the descent reads 16 bytes of each: the cut and
 //! both children, indexed by the comparison, so a level has no branch) with each box stored
-//! as contiguous `[min.., max..]` f32 values, read only on the climb. Scoring allocates
-//! nothing per point, keeps eight walks in flight so their memory latencies overlap (one
-//! point down eight trees at a time in [`Forest::score`], eight points down one tree in
-//! [`Forest::score_batch`]; a lane takes the next walk as soon as its own ends), and uses an AVX2 kernel for the box distance when
-//! the CPU has it (with the same operation order as the portable code, so results do not
-//! depend on the CPU). [`Forest::walk_stats`] reports the work per point and tree: nodes
-//! descended, boxes compared and bytes read.
+//! as contiguous `[min.., max..]` f32 values, read only on the climb. Walks move a level at a
+//! time: a pass takes every walk still inside its tree one step down, and the walks that
+//! reached a leaf leave the front by compaction, without a branch, so the steps of a pass
+//! are independent and their memory reads overlap (all points of a block down one tree in
+//! [`Forest::score_batch`], one point down every tree in [`Forest::score`]). Each walk then
+//! climbs from its leaf. Scoring allocates a few words per walk per call, never per point and
+//! tree, and uses an AVX2 kernel for the box distance when the CPU has it (with the same
+//! operation order as the portable code, so results do not depend on the CPU).
+//! [`Forest::walk_stats`] reports the work per point and tree: nodes descended, boxes
+//! compared and bytes read.
 //!
 //! ## Determinism
 //!
