@@ -403,6 +403,10 @@ fn score_block_dispatch(trees: &[&Tree], xs: &[f32], acc: &mut [f64], walks: &mu
     score_block_generic::<false>(trees, xs, acc, walks)
 }
 
+/// Below this many rows, batch scoring sends each point down every tree at once: a block's
+/// walks down one tree would be too few to overlap (single-record endpoint calls).
+const FEW_ROWS: usize = 16;
+
 /// A Random Cut Forest. `Clone + Debug + Send + Sync`.
 #[derive(Clone)]
 pub struct Forest {
@@ -659,6 +663,16 @@ impl Forest {
             points.ncols(),
             d
         );
+        if points.nrows() < FEW_ROWS {
+            // Too few points for a block's walks to overlap: each point goes down every tree
+            // at once instead (the same values, see `Forest::score`).
+            let mut row = vec![0.0f32; d];
+            for (o, p) in out.iter_mut().zip(points.outer_iter()) {
+                row.iter_mut().zip(p.iter()).for_each(|(a, &b)| *a = b);
+                *o = self.score(&row);
+            }
+            return;
+        }
         let active: Vec<&Tree> = self
             .trees
             .iter()

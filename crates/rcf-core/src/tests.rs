@@ -343,6 +343,9 @@ fn matches_a_bottom_up_reference_visitor() {
             .map(|r| f.score(r.as_slice().unwrap()))
             .collect();
         assert_eq!(f.score_batch(queries.view()), point_by_point);
+        // A few rows take the point-by-point path: still the same values.
+        let few = queries.slice(ndarray::s![..5, ..]);
+        assert_eq!(f.score_batch(few), point_by_point[..5]);
     };
     check(&f);
     for row in lcg_data(300, 4, 14).outer_iter() {
