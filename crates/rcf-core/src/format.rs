@@ -98,7 +98,7 @@ pub(crate) fn encode(f: &Forest) -> Vec<u8> {
         }
         w.u32s(&t.free_leaves);
         w.u64(ts.heap.len() as u64);
-        for &(wt, l) in &ts.heap.heap {
+        for (wt, l) in ts.heap.entries() {
             w.f64(wt);
             w.u32(l);
         }
@@ -316,7 +316,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Forest, RcfError> {
         trees.push(TreeState {
             tree: t,
             rng,
-            heap: Reservoir::from_heap(heap),
+            heap: Reservoir::from_heap(heap.into_iter()),
         });
     }
     if r.pos != r.b.len() {

@@ -267,40 +267,12 @@ fn weight(u: f64, lambda: f64, seq: u64) -> f64 {
     -lambda * seq as f64 + (-u.ln()).ln()
 }
 
-fn sift_down<T: Copy>(h: &mut [(f64, T)], mut i: usize) {
-    let n = h.len();
-    loop {
-        let l = 2 * i + 1;
-        if l >= n {
-            break;
-        }
-        let r = l + 1;
-        let c = if r < n && h[r].0 > h[l].0 { r } else { l };
-        if h[c].0 > h[i].0 {
-            h.swap(c, i);
-            i = c;
-        } else {
-            break;
-        }
-    }
-}
-
-fn sift_up<T: Copy>(h: &mut [(f64, T)], mut i: usize) {
-    while i > 0 {
-        let p = (i - 1) / 2;
-        if h[i].0 > h[p].0 {
-            h.swap(i, p);
-            i = p;
-        } else {
-            break;
-        }
-    }
-}
-
-/// A weighted reservoir: keeps the `cap` items of smallest weight in a max-heap.
+/// A weighted reservoir: keeps the `cap` items of smallest weight in a max-heap, weights and
+/// items in two arrays (a `(f64, u32)` pair would take 16 bytes, these take 12).
 #[derive(Clone, Debug)]
 pub(crate) struct Reservoir<T> {
-    pub(crate) heap: Vec<(f64, T)>,
+    weights: Vec<f64>,
+    items: Vec<T>,
     /// With λ = 0 and a full heap: `exp(-exp(max weight))`, the acceptance threshold on `u`.
     thr: f64,
 }
@@ -308,26 +280,80 @@ pub(crate) struct Reservoir<T> {
 impl<T: Copy> Reservoir<T> {
     pub(crate) fn new(cap: usize) -> Self {
         Reservoir {
-            heap: Vec::with_capacity(cap),
+            weights: Vec::with_capacity(cap),
+            items: Vec::with_capacity(cap),
             thr: 0.0,
         }
     }
 
-    pub(crate) fn from_heap(heap: Vec<(f64, T)>) -> Self {
-        let mut r = Reservoir { heap, thr: 0.0 };
+    /// From `(weight, item)` entries already in heap order.
+    pub(crate) fn from_heap(heap: impl ExactSizeIterator<Item = (f64, T)>) -> Self {
+        let (weights, items) = heap.unzip();
+        let mut r = Reservoir {
+            weights,
+            items,
+            thr: 0.0,
+        };
         r.refresh();
         r
     }
 
+    /// The `(weight, item)` entries in heap order.
+    pub(crate) fn entries(&self) -> impl ExactSizeIterator<Item = (f64, T)> + '_ {
+        self.weights.iter().copied().zip(self.items.iter().copied())
+    }
+
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.weights.len()
+    }
+
+    /// Heap bytes held (capacity, not length).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.weights.capacity() * 8 + self.items.capacity() * std::mem::size_of::<T>()
     }
 
     fn refresh(&mut self) {
-        self.thr = match self.heap.first() {
-            Some(&(w, _)) => (-w.exp()).exp(),
+        self.thr = match self.weights.first() {
+            Some(&w) => (-w.exp()).exp(),
             None => 0.0,
         };
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.weights.swap(a, b);
+        self.items.swap(a, b);
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let h = &self.weights;
+        let n = h.len();
+        loop {
+            let l = 2 * i + 1;
+            if l >= n {
+                break;
+            }
+            let r = l + 1;
+            let h = &self.weights;
+            let c = if r < n && h[r] > h[l] { r } else { l };
+            if h[c] > h[i] {
+                self.swap(c, i);
+                i = c;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let p = (i - 1) / 2;
+            if self.weights[i] > self.weights[p] {
+                self.swap(i, p);
+                i = p;
+            } else {
+                break;
+            }
+        }
     }
 
     /// Decide whether the item offered at sequence index `seq` is kept; returns its weight
@@ -335,40 +361,40 @@ impl<T: Copy> Reservoir<T> {
     #[inline]
     pub(crate) fn decide(&self, cap: usize, rng: &mut Pcg, lambda: f64, seq: u64) -> Option<f64> {
         let u = rng.next_open01();
-        if self.heap.len() < cap {
+        if self.len() < cap {
             return Some(weight(u, lambda, seq));
         }
         // w < wmax  <=>  u > exp(-exp(wmax + λ t)): rejection without logarithms
         let thr = if lambda == 0.0 {
             self.thr
         } else {
-            (-(self.heap[0].0 + lambda * seq as f64).exp()).exp()
+            (-(self.weights[0] + lambda * seq as f64).exp()).exp()
         };
         if u <= thr {
             return None;
         }
         let w = weight(u, lambda, seq);
-        (w < self.heap[0].0).then_some(w)
+        (w < self.weights[0]).then_some(w)
     }
 
     /// The item evicted by the next [`Reservoir::put`] when full.
     pub(crate) fn top(&self) -> T {
-        self.heap[0].1
+        self.items[0]
     }
 
     /// Put an accepted item: replaces the top (largest weight) when full, else pushes.
     #[inline]
     pub(crate) fn put(&mut self, cap: usize, w: f64, item: T) {
-        let heap = &mut self.heap;
-        if heap.len() < cap {
-            heap.push((w, item));
-            let n = heap.len() - 1;
-            sift_up(heap, n);
+        if self.len() < cap {
+            self.weights.push(w);
+            self.items.push(item);
+            self.sift_up(self.len() - 1);
         } else {
-            heap[0] = (w, item);
-            sift_down(heap, 0);
+            self.weights[0] = w;
+            self.items[0] = item;
+            self.sift_down(0);
         }
-        if heap.len() == cap {
+        if self.len() == cap {
             self.refresh();
         }
     }
@@ -488,17 +514,11 @@ impl Forest {
         let mut buf = Vec::with_capacity(cap * d);
         for (ts, heap) in forest.trees.iter_mut().zip(samples) {
             buf.clear();
-            for &(_, row) in &heap.heap {
+            for (_, row) in heap.entries() {
                 buf.extend(data.row(row).iter());
             }
             let leaves = ts.tree.build(&buf, &mut ts.rng);
-            ts.heap = Reservoir::from_heap(
-                heap.heap
-                    .iter()
-                    .zip(leaves)
-                    .map(|(&(w, _), l)| (w, l))
-                    .collect(),
-            );
+            ts.heap = Reservoir::from_heap(heap.entries().zip(leaves).map(|((w, _), l)| (w, l)));
         }
         forest.seq = n as u64;
         Ok(forest)
@@ -822,7 +842,7 @@ impl Forest {
             + self
                 .trees
                 .iter()
-                .map(|t| t.tree.heap_bytes() + t.heap.heap.capacity() * 16)
+                .map(|t| t.tree.heap_bytes() + t.heap.heap_bytes())
                 .sum::<usize>()
     }
 
