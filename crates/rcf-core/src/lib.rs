@@ -669,12 +669,15 @@ impl Forest {
         out
     }
 
+    /// Rows per block of batch scoring, for `n` rows: each tree is walked by a whole block
+    /// of points while it is in the core's caches; the block itself takes about 256 KiB,
+    /// well inside L2.
+    fn block_rows(&self, n: usize) -> usize {
+        (256 * 1024 / (4 * self.dim)).clamp(64, 4096).min(n.max(1))
+    }
+
     fn score_rows_into(&self, points: ArrayView2<f32>, out: &mut [f64]) {
-        // Each tree is walked by a whole block of points while it is in the core's caches;
-        // the block itself takes about 256 KiB, well inside L2.
-        let block = (256 * 1024 / (4 * self.dim))
-            .clamp(64, 4096)
-            .min(points.nrows().max(1));
+        let block = self.block_rows(points.nrows());
         let d = self.dim;
         assert_eq!(
             points.ncols(),
@@ -768,11 +771,14 @@ impl Forest {
         let d = self.dim;
         let rows: Vec<f32> = points.iter().copied().collect();
         let n = rows.len() / d.max(1);
+        let block = self.block_rows(n);
         let mut total = 0u64;
         let mut walks = Walks::default();
-        for ts in self.trees.iter().filter(|t| t.tree.root != NIL) {
-            let t = &ts.tree;
-            total += tree::descend_only(n, |_| t, &rows, d, d, &mut walks);
+        for xs in rows.chunks(block * d) {
+            for ts in self.trees.iter().filter(|t| t.tree.root != NIL) {
+                let t = &ts.tree;
+                total += tree::descend_only(xs.len() / d, |_| t, xs, d, d, &mut walks);
+            }
         }
         total
     }
