@@ -256,7 +256,7 @@ pub(crate) fn climb_step(num: f64, den: f64, e: f64, k: usize, range: f64) -> (f
 /// The descent moves a level at a time: one pass takes every walk still inside its tree one
 /// step down, and the walks that reach a leaf drop out of the front without a branch
 /// (compaction), so a pass is a loop of independent steps whose memory reads overlap
-/// (2.6–4.0 ns a level with eight walks in flight and a branch per level; 1.3–2.0 ns
+/// (2.6–4.0 ns a level with eight walks in flight and a branch per level; 1.6–2.0 ns
 /// this way). Then each walk climbs from its leaf ([`Tree::score_from_leaf`]); a climb
 /// run a level at a time for all walks, its state carried in the front, measured 5–15 %
 /// slower, its bookkeeping costing more than the mispredicted exits it saves.
