@@ -325,8 +325,7 @@ impl<T: Copy> Reservoir<T> {
     }
 
     fn sift_down(&mut self, mut i: usize) {
-        let h = &self.weights;
-        let n = h.len();
+        let n = self.len();
         loop {
             let l = 2 * i + 1;
             if l >= n {
@@ -677,7 +676,6 @@ impl Forest {
     }
 
     fn score_rows_into(&self, points: ArrayView2<f32>, out: &mut [f64]) {
-        let block = self.block_rows(points.nrows());
         let d = self.dim;
         assert_eq!(
             points.ncols(),
@@ -696,6 +694,7 @@ impl Forest {
             }
             return;
         }
+        let block = self.block_rows(points.nrows());
         let active: Vec<&Tree> = self
             .trees
             .iter()

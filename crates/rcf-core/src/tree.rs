@@ -226,11 +226,7 @@ pub(crate) fn descend_only<'a>(
     d: usize,
     s: &mut Walks,
 ) -> u64 {
-    if n == 0 {
-        return 0;
-    }
-    prepare(n, &tree, points, stride, d, s);
-    descend_many(&tree, points, stride, s);
+    descend(n, &tree, points, stride, d, s);
     s.ends[..n].iter().map(|e| e >> 32).sum()
 }
 
@@ -273,12 +269,26 @@ pub(crate) fn walk_many<'a, const AVX: bool>(
     s: &mut Walks,
     mut done: impl FnMut(usize, f64),
 ) {
+    descend(n, &tree, points, stride, d, s);
+    climb_many::<AVX>(n, &tree, points, stride, d, s, &mut done);
+}
+
+/// The descent of [`walk_many`] and [`descend_only`]: leaves `s.ends[..n]` set.
+#[inline(always)]
+fn descend<'a>(
+    n: usize,
+    tree: &impl Fn(usize) -> &'a Tree,
+    points: &[f32],
+    stride: usize,
+    d: usize,
+    s: &mut Walks,
+) {
     if n == 0 {
+        s.ends.clear();
         return;
     }
-    prepare(n, &tree, points, stride, d, s);
-    descend_many(&tree, points, stride, s);
-    climb_many::<AVX>(n, &tree, points, stride, d, s, &mut done);
+    prepare(n, tree, points, stride, d, s);
+    descend_many(tree, points, stride, s);
 }
 
 /// The checks [`descend_many`]'s unchecked reads rely on, and every walk at its tree's root.
