@@ -17,9 +17,11 @@
 //!    `out_of_range_tolerance` of the range outputs 1 (a new extreme is news even when the
 //!    forest has seen a similar jump). The range is the one seen so far, or the series' range
 //!    when it is known in advance ([`AlertDetector::with_input_range`]).
-//! 3. **Refractory period**: after an alert (output ≥ `alert_threshold`), the output of the
-//!    next `refractory_period` points is held at or below the neutral value: one event, one
-//!    alert.
+//! 3. **Refractory period**: after an alert (output ≥ `alert_threshold`), the likelihood's
+//!    output for the next `refractory_period` points is held at or below the neutral value:
+//!    one event, one alert. An out-of-range value still alerts (and starts a new period): the
+//!    period exists because the moving average stays high for a while after an event, and a
+//!    new extreme is a new fact that the range rule cannot repeat (each one widens the range).
 //!
 //! Pure computation: no I/O, no logging, no randomness; the same inputs give the same outputs.
 
@@ -51,8 +53,9 @@ pub struct AlertConfig {
     /// An output at or above this is an alert (0.5: a tail probability of 1e-5 on the log
     /// scale, HTM's "red" likelihood 0.99999).
     pub alert_threshold: f64,
-    /// Points after an alert whose alerts are suppressed (100: one re-estimation period, so
-    /// the Gaussian has been re-fitted with the alert's scores before the next alert).
+    /// Points after an alert whose likelihood alerts are suppressed (100: one re-estimation
+    /// period, so the Gaussian has been re-fitted with the alert's scores before the next
+    /// alert). Out-of-range values are never suppressed.
     pub refractory_period: usize,
 }
 
@@ -258,9 +261,13 @@ impl AlertDetector {
 
         let score = if out_of_range { 1.0 } else { log_scale(tail) };
         let wants_alert = !learning && score >= c.alert_threshold;
-        let refractory = self
-            .since_alert
-            .is_some_and(|n| n < c.refractory_period as u64);
+        // An out-of-range value is never held back: the period is there for the likelihood,
+        // whose moving average stays high for a while after one event, while a new extreme
+        // moves the range, so the same jump cannot fire the rule twice.
+        let refractory = !out_of_range
+            && self
+                .since_alert
+                .is_some_and(|n| n < c.refractory_period as u64);
         let (alert, suppressed, output) = if wants_alert && refractory {
             (false, true, score.min(neutral()))
         } else if refractory {
@@ -444,8 +451,18 @@ mod tests {
         assert!(!p.out_of_range, "{p:?}");
         let p = det.push(25.0, 0.12);
         assert!(p.out_of_range && p.alert && p.output == 1.0, "{p:?}");
+        // Inside the refractory period of that alert, a new extreme still alerts...
         let p = det.push(-30.0, 0.12);
-        assert!(p.out_of_range && p.suppressed, "{p:?}");
+        assert!(
+            p.out_of_range && p.alert && !p.suppressed && p.output == 1.0,
+            "{p:?}"
+        );
+        // ...while an ordinary value right after it is held at the neutral value.
+        let p = det.push(5.0, 1.0);
+        assert!(
+            !p.out_of_range && !p.alert && p.output <= neutral(),
+            "{p:?}"
+        );
         // Known in advance: the tolerance is 5 % of the given range.
         let mut det = AlertDetector::with_input_range(c.clone(), 0.0, 100.0).unwrap();
         run(&mut det, &values, &scores);
