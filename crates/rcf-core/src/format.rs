@@ -14,7 +14,7 @@
 
 use crate::error::RcfError;
 use crate::rng::Pcg;
-use crate::tree::{Node, Tree};
+use crate::tree::{Mass, Node, Ref, Tree, LEAF, MAX_REFS, NIL};
 use crate::{Forest, ForestConfig, Reservoir, TreeState};
 
 pub(crate) const MAGIC: &[u8; 8] = b"RCFOREST";
@@ -74,33 +74,33 @@ pub(crate) fn encode(f: &Forest) -> Vec<u8> {
         let t = &ts.tree;
         w.u64(ts.rng.state as u64);
         w.u64((ts.rng.state >> 64) as u64);
-        w.u32(t.root);
+        w.u32(ref_out(t.root));
         w.u32(t.mass);
         w.u64(t.nodes.len() as u64);
         for n in &t.nodes {
             w.f64(n.range);
             w.0.extend_from_slice(&n.cut_val.to_le_bytes());
             w.u32(n.cut_dim);
-            w.u32(n.child[0]);
-            w.u32(n.child[1]);
-            w.u32(n.parent);
-            w.u32(n.mass);
+            w.u32(ref_out(n.child[0]));
+            w.u32(ref_out(n.child[1]));
+            w.u32(ref_out(n.parent));
+            w.u32(n.mass as u32);
         }
         w.f32s(&t.bounds);
-        w.u32s(&t.free_nodes);
+        w.u32s(&widen(&t.free_nodes));
         w.u64(t.leaf_mass.len() as u64);
         w.f32s(&t.leaf_points);
         for &m in &t.leaf_mass {
-            w.u32(m);
+            w.u32(m as u32);
         }
         for &p in &t.leaf_parent {
-            w.u32(p);
+            w.u32(ref_out(p));
         }
-        w.u32s(&t.free_leaves);
+        w.u32s(&widen(&t.free_leaves));
         w.u64(ts.heap.len() as u64);
         for (wt, l) in ts.heap.entries() {
             w.f64(wt);
-            w.u32(l);
+            w.u32(l as u32);
         }
     }
     let len = (w.0.len() - HEADER) as u64;
@@ -169,6 +169,53 @@ impl<'a> R<'a> {
         let n = self.count(4, what)?;
         self.u32s_n(n)
     }
+}
+
+/// On disk a reference is a `u32`: `u32::MAX` for none, bit 31 for a leaf (the format predates
+/// the 16-bit references, and stays as it was).
+fn ref_out(r: Ref) -> u32 {
+    if r == NIL {
+        u32::MAX
+    } else if r & LEAF != 0 {
+        (1 << 31) | (r & !LEAF) as u32
+    } else {
+        r as u32
+    }
+}
+
+fn ref_in(v: u32) -> Result<Ref, RcfError> {
+    if v == u32::MAX {
+        return Ok(NIL);
+    }
+    let i = (v & !(1 << 31)) as usize;
+    if i >= MAX_REFS {
+        return Err(corrupt("a node or leaf reference is out of range"));
+    }
+    Ok(if v & (1 << 31) != 0 {
+        i as Ref | LEAF
+    } else {
+        i as Ref
+    })
+}
+
+fn index_in(v: Vec<u32>) -> Result<Vec<Ref>, RcfError> {
+    v.into_iter()
+        .map(|i| {
+            if (i as usize) < MAX_REFS {
+                Ok(i as Ref)
+            } else {
+                Err(corrupt("a free-list index is out of range"))
+            }
+        })
+        .collect()
+}
+
+fn mass_in(m: u32) -> Result<Mass, RcfError> {
+    Mass::try_from(m).map_err(|_| corrupt("a mass is larger than any sample size"))
+}
+
+fn widen(v: &[Ref]) -> Vec<u32> {
+    v.iter().map(|&i| i as u32).collect()
 }
 
 fn corrupt(s: &str) -> RcfError {
@@ -262,7 +309,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Forest, RcfError> {
         let hi = r.u64()?;
         let rng = Pcg::from_state(((hi as u128) << 64) | lo as u128);
         let mut t = Tree::new(dim);
-        t.root = r.u32()?;
+        t.root = ref_in(r.u32()?)?;
         t.mass = r.u32()?;
         let nn = r.count(32, "node")?;
         if nn > cap {
@@ -274,28 +321,36 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Forest, RcfError> {
                 range: r.f64()?,
                 cut_val: r.f32()?,
                 cut_dim: r.u32()?,
-                child: [r.u32()?, r.u32()?],
-                parent: r.u32()?,
-                mass: r.u32()?,
+                child: [ref_in(r.u32()?)?, ref_in(r.u32()?)?],
+                parent: ref_in(r.u32()?)?,
+                mass: mass_in(r.u32()?)?,
             });
         }
         t.bounds = r.f32s(nn * 2 * dim)?;
-        t.free_nodes = r.u32s("free node")?;
+        t.free_nodes = index_in(r.u32s("free node")?)?;
         let nl = r.count(4 * dim + 8, "leaf")?;
         if nl > cap {
             return Err(corrupt("more leaves than the sample size allows"));
         }
         t.leaf_points = r.f32s(nl * dim)?;
-        t.leaf_mass = r.u32s_n(nl)?;
-        t.leaf_parent = r.u32s_n(nl)?;
-        t.free_leaves = r.u32s("free leaf")?;
+        t.leaf_mass = r
+            .u32s_n(nl)?
+            .into_iter()
+            .map(mass_in)
+            .collect::<Result<_, _>>()?;
+        t.leaf_parent = r
+            .u32s_n(nl)?
+            .into_iter()
+            .map(ref_in)
+            .collect::<Result<_, _>>()?;
+        t.free_leaves = index_in(r.u32s("free leaf")?)?;
         t.check().map_err(RcfError::Corrupt)?;
         let nh = r.count(12, "sample")?;
         if nh > cap {
             return Err(corrupt("more sampled points than num_samples_per_tree"));
         }
-        let mut heap: Vec<(f64, u32)> = Vec::with_capacity(nh);
-        let mut per_leaf = vec![0u32; t.leaf_mass.len()];
+        let mut heap: Vec<(f64, Ref)> = Vec::with_capacity(nh);
+        let mut per_leaf: Vec<Mass> = vec![0; t.leaf_mass.len()];
         for i in 0..nh {
             let w = r.f64()?;
             let l = r.u32()?;
@@ -306,7 +361,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Forest, RcfError> {
                 return Err(corrupt("sampler heap order is broken"));
             }
             per_leaf[l as usize] += 1;
-            heap.push((w, l));
+            heap.push((w, l as Ref));
         }
         if per_leaf != t.leaf_mass || nh as u64 != t.mass as u64 {
             return Err(corrupt(

@@ -114,6 +114,10 @@ use ndarray::ArrayView2;
 use rng::Pcg;
 use tree::{Tree, Walks, NIL};
 
+// A tree's references are 16-bit: its leaves and nodes (one more than the sample while a point
+// is inserted before the eviction) must fit.
+const _: () = assert!(ForestConfig::MAX_SAMPLES + 2 < tree::MAX_REFS);
+
 /// Benchmark support: the climb's step alone. For each box `i` of `boxes` (`2·d` values each,
 /// `[min.., max..]` as a tree stores them) and each point of `points` (`d` values each), how
 /// far the point lies outside the box, summed; compiled like the scoring loops (the AVX2
@@ -259,7 +263,7 @@ pub(crate) struct TreeState {
     pub(crate) tree: Tree,
     pub(crate) rng: Pcg,
     /// (weight, leaf index) of every sampled point.
-    pub(crate) heap: Reservoir<u32>,
+    pub(crate) heap: Reservoir<tree::Ref>,
 }
 
 #[inline]

@@ -369,7 +369,7 @@ fn walk_stats_count_the_descent_and_the_climb() {
     assert_eq!(out.boxes_compared, out.nodes_descended);
     assert_eq!(
         out.bytes_per_tree,
-        out.nodes_descended * (16.0 + 2.0 * 4.0 * 4.0 + 8.0) + 16.0
+        out.nodes_descended * (12.0 + 2.0 * 4.0 * 4.0 + 8.0) + 16.0
     );
     // A point between the data (not a sample) stops climbing before the root.
     let mid = Array2::from_elem((1, 4), 0.01f32);
@@ -393,4 +393,34 @@ fn benchmark_parts_measure_the_same_work_as_the_score() {
     let points = [2.0f32, 0.5, -3.0, -3.0];
     let want = 1.0 + (1.5 + 1.5) + (3.0 + 3.0) + (2.0 + 5.0);
     assert_eq!(box_distance_sum(&boxes, &points, 2), want);
+}
+
+/// `bytes` with the little-endian `u32` at `at` replaced and the checksum recomputed, so only
+/// the decoder's own checks can refuse it.
+fn patched(bytes: &[u8], at: usize, v: u32) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let end = b.len() - 8;
+    let h = crate::format::fnv1a64(&b[..end]);
+    b[end..].copy_from_slice(&h.to_le_bytes());
+    b
+}
+
+#[test]
+fn a_stored_reference_beyond_sixteen_bits_is_refused() {
+    let f = Forest::fit(lcg_data(100, 3, 8).view(), cfg(50, 64, 3)).unwrap();
+    let bytes = f.to_bytes();
+    // The first tree's root: header (20), seven 8-byte settings, the generator state (16).
+    let at = 20 + 7 * 8 + 16;
+    let root = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        Forest::from_bytes(&patched(&bytes, at, root))
+            .unwrap()
+            .to_bytes(),
+        bytes
+    );
+    for bad in [40_000u32, (1 << 31) | 40_000, 1 << 20] {
+        let err = Forest::from_bytes(&patched(&bytes, at, bad)).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{bad}: {err}");
+    }
 }

@@ -1,15 +1,24 @@
 //! One random cut tree: flat arrays of internal nodes (compact 32-byte structs plus a
 //! contiguous `[min.., max..]` bounding box per node) and a slab of leaves (point + mass).
 //!
-//! Child references are `u32`: an internal node index, or a leaf index with [`LEAF`] set.
+//! Child and parent references are a [`Ref`]: an internal node index, or a leaf index with
+//! [`LEAF`] set. A tree holds at most `ForestConfig::MAX_SAMPLES` (2048) leaves, so 16 bits hold
+//! every reference, and a node is 24 bytes.
 
 use crate::rng::Pcg;
 
-pub(crate) const NIL: u32 = u32::MAX;
-pub(crate) const LEAF: u32 = 1 << 31;
+/// A node or leaf reference (a leaf index in the leaf arrays when it stands alone).
+pub(crate) type Ref = u16;
+/// A leaf's or node's mass: at most the tree's sample size.
+pub(crate) type Mass = u16;
+pub(crate) const NIL: Ref = Ref::MAX;
+pub(crate) const LEAF: Ref = 1 << 15;
+/// The most leaves or nodes a tree can hold: every index is below it, so no reference
+/// (`LEAF | index` included) equals [`NIL`].
+pub(crate) const MAX_REFS: usize = (LEAF - 1) as usize;
 
 /// Bytes of a node the descent reads: the cut value and dimension and both children.
-pub(crate) const DESCENT_BYTES: usize = 16;
+pub(crate) const DESCENT_BYTES: usize = 12;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
@@ -19,25 +28,27 @@ pub(crate) struct Node {
     pub cut_val: f32,
     pub cut_dim: u32,
     /// Left (`x[cut_dim] <= cut_val`) then right child, indexable by the comparison.
-    pub child: [u32; 2],
-    pub parent: u32,
-    pub mass: u32,
+    pub child: [Ref; 2],
+    pub parent: Ref,
+    pub mass: Mass,
 }
+
+const _: () = assert!(std::mem::size_of::<Node>() == 24);
 
 #[derive(Clone)]
 pub(crate) struct Tree {
     pub dim: usize,
-    pub root: u32,
+    pub root: Ref,
     pub nodes: Vec<Node>,
     /// `2 * dim` floats per node: the box minimum then the box maximum.
     pub bounds: Vec<f32>,
-    pub free_nodes: Vec<u32>,
+    pub free_nodes: Vec<Ref>,
     /// `dim` floats per leaf.
     pub leaf_points: Vec<f32>,
     /// 0 marks a free leaf slot.
-    pub leaf_mass: Vec<u32>,
-    pub leaf_parent: Vec<u32>,
-    pub free_leaves: Vec<u32>,
+    pub leaf_mass: Vec<Mass>,
+    pub leaf_parent: Vec<Ref>,
+    pub free_leaves: Vec<Ref>,
     /// Total number of points (sum of leaf masses).
     pub mass: u32,
 }
@@ -358,7 +369,7 @@ fn descend_levels<'a>(
             unsafe {
                 let f = *front.get_unchecked(i);
                 let w = (f >> 32) as usize;
-                let node = nodes_of(w).get_unchecked(f as u32 as usize);
+                let node = nodes_of(w).get_unchecked(f as Ref as usize);
                 let x = *points.get_unchecked(w * stride + node.cut_dim as usize);
                 let right = x > node.cut_val;
                 let next = node.child[right as usize];
@@ -384,7 +395,7 @@ fn climb_many<'a, const AVX: bool>(
     done: &mut impl FnMut(usize, f64),
 ) {
     for (w, &end) in s.ends[..n].iter().enumerate() {
-        let (l, h) = ((end as u32 & !LEAF) as usize, (end >> 32) as usize);
+        let (l, h) = ((end as Ref & !LEAF) as usize, (end >> 32) as usize);
         done(
             w,
             tree(w).score_from_leaf::<AVX>(l, &points[w * stride..w * stride + d], h),
@@ -475,7 +486,7 @@ impl Tree {
 
     /// Box of a child reference (a leaf's box is its point).
     #[inline]
-    pub(crate) fn ref_box(&self, r: u32) -> (&[f32], &[f32]) {
+    pub(crate) fn ref_box(&self, r: Ref) -> (&[f32], &[f32]) {
         if r & LEAF != 0 {
             let p = self.leaf_point((r & !LEAF) as usize);
             (p, p)
@@ -485,7 +496,7 @@ impl Tree {
     }
 
     #[inline]
-    pub(crate) fn ref_mass(&self, r: u32) -> u32 {
+    pub(crate) fn ref_mass(&self, r: Ref) -> Mass {
         if r & LEAF != 0 {
             self.leaf_mass[(r & !LEAF) as usize]
         } else {
@@ -493,7 +504,7 @@ impl Tree {
         }
     }
 
-    fn set_parent(&mut self, r: u32, p: u32) {
+    fn set_parent(&mut self, r: Ref, p: Ref) {
         if r & LEAF != 0 {
             self.leaf_parent[(r & !LEAF) as usize] = p;
         } else {
@@ -501,7 +512,7 @@ impl Tree {
         }
     }
 
-    fn ref_parent(&self, r: u32) -> u32 {
+    fn ref_parent(&self, r: Ref) -> Ref {
         if r & LEAF != 0 {
             self.leaf_parent[(r & !LEAF) as usize]
         } else {
@@ -510,7 +521,7 @@ impl Tree {
     }
 
     /// Replace child `old` of internal node `p` (or the root when `p == NIL`) by `new`.
-    fn replace_child(&mut self, p: u32, old: u32, new: u32) {
+    fn replace_child(&mut self, p: Ref, old: Ref, new: Ref) {
         if p == NIL {
             self.root = new;
         } else {
@@ -524,25 +535,33 @@ impl Tree {
         }
     }
 
-    fn alloc_leaf(&mut self, x: &[f32], mass: u32, parent: u32) -> u32 {
+    fn alloc_leaf(&mut self, x: &[f32], mass: Mass, parent: Ref) -> Ref {
         let d = self.dim;
+        assert!(
+            self.leaf_mass.len() < MAX_REFS,
+            "a tree holds at most {MAX_REFS} leaves"
+        );
         if let Some(l) = self.free_leaves.pop() {
             let l = l as usize;
             self.leaf_points[l * d..(l + 1) * d].copy_from_slice(x);
             self.leaf_mass[l] = mass;
             self.leaf_parent[l] = parent;
-            l as u32
+            l as Ref
         } else {
             let l = self.leaf_mass.len();
             self.leaf_points.extend_from_slice(x);
             self.leaf_mass.push(mass);
             self.leaf_parent.push(parent);
-            l as u32
+            l as Ref
         }
     }
 
-    fn alloc_node(&mut self, node: Node) -> u32 {
+    fn alloc_node(&mut self, node: Node) -> Ref {
         let d = self.dim;
+        assert!(
+            self.nodes.len() < MAX_REFS,
+            "a tree holds at most {MAX_REFS} nodes"
+        );
         if let Some(n) = self.free_nodes.pop() {
             self.nodes[n as usize] = node;
             n
@@ -550,12 +569,12 @@ impl Tree {
             let n = self.nodes.len();
             self.nodes.push(node);
             self.bounds.resize((n + 1) * 2 * d, 0.0);
-            n as u32
+            n as Ref
         }
     }
 
     /// Insert a point (Guha et al. 2016, Algorithm "InsertPoint"), returning its leaf index.
-    pub(crate) fn insert(&mut self, x: &[f32], rng: &mut Pcg) -> u32 {
+    pub(crate) fn insert(&mut self, x: &[f32], rng: &mut Pcg) -> Ref {
         let d = self.dim;
         self.mass += 1;
         if self.root == NIL {
@@ -571,7 +590,7 @@ impl Tree {
                 let lp = self.leaf_point(l);
                 if lp == x {
                     self.leaf_mass[l] += 1;
-                    return l as u32;
+                    return l as Ref;
                 }
                 let r = rng.next_f64();
                 let cut = choose_cut(d, |i| (lp[i].min(x[i]), lp[i].max(x[i])), r);
@@ -606,7 +625,7 @@ impl Tree {
             }
             let node = &mut self.nodes[n];
             node.mass += 1;
-            parent = n as u32;
+            parent = n as Ref;
             cur = if x[node.cut_dim as usize] <= node.cut_val {
                 node.child[0]
             } else {
@@ -616,7 +635,7 @@ impl Tree {
     }
 
     /// New internal node above `cur` separating the new point `x` from `cur`'s subtree.
-    fn split(&mut self, cur: u32, parent: u32, x: &[f32], dim: usize, c: f32) -> u32 {
+    fn split(&mut self, cur: Ref, parent: Ref, x: &[f32], dim: usize, c: f32) -> Ref {
         let d = self.dim;
         let mass = self.ref_mass(cur) + 1;
         let n = self.alloc_node(Node {
@@ -654,7 +673,7 @@ impl Tree {
 
     /// Remove one unit of mass from leaf `l`; when it reaches 0 the leaf and its parent go,
     /// the sibling takes the parent's place and ancestor boxes shrink back.
-    pub(crate) fn delete(&mut self, l: u32) {
+    pub(crate) fn delete(&mut self, l: Ref) {
         let li = l as usize;
         self.mass -= 1;
         self.leaf_mass[li] -= 1;
@@ -728,7 +747,7 @@ impl Tree {
 
     /// Build an empty tree from `n` points (`points` is `n * dim` floats) by recursive random
     /// cuts. Returns the leaf index of every point (duplicates share a leaf and its mass).
-    pub(crate) fn build(&mut self, points: &[f32], rng: &mut Pcg) -> Vec<u32> {
+    pub(crate) fn build(&mut self, points: &[f32], rng: &mut Pcg) -> Vec<Ref> {
         debug_assert_eq!(self.root, NIL);
         let d = self.dim;
         let n = points.len() / d;
@@ -753,12 +772,12 @@ impl Tree {
         &mut self,
         points: &[f32],
         idx: &mut [u32],
-        parent: u32,
+        parent: Ref,
         rng: &mut Pcg,
-        leaf_of: &mut [u32],
+        leaf_of: &mut [Ref],
         lo: &mut [f32],
         hi: &mut [f32],
-    ) -> u32 {
+    ) -> Ref {
         let d = self.dim;
         let pt = |k: u32| &points[k as usize * d..(k as usize + 1) * d];
         lo.copy_from_slice(pt(idx[0]));
@@ -777,7 +796,7 @@ impl Tree {
         let cut = choose_cut(d, |i| (lo[i], hi[i]), r);
         let Some((dim, c)) = cut else {
             // all points identical: one leaf carrying the mass
-            let l = self.alloc_leaf(pt(idx[0]), idx.len() as u32, parent);
+            let l = self.alloc_leaf(pt(idx[0]), idx.len() as Mass, parent);
             for &k in idx.iter() {
                 leaf_of[k as usize] = l;
             }
@@ -789,7 +808,7 @@ impl Tree {
             cut_dim: dim as u32,
             child: [NIL, NIL],
             parent,
-            mass: idx.len() as u32,
+            mass: idx.len() as Mass,
         });
         let base = n as usize * 2 * d;
         self.bounds[base..base + d].copy_from_slice(lo);
@@ -980,7 +999,7 @@ impl Tree {
             let mut dl = vec![0.0f64; d];
             let mut slo = vec![f32::INFINITY; d];
             let mut shi = vec![f32::NEG_INFINITY; d];
-            let mut child = l as u32 | LEAF;
+            let mut child = l as Ref | LEAF;
             let mut node = self.leaf_parent[l];
             let mut dep = depth;
             while node != NIL {
@@ -1150,7 +1169,7 @@ impl Tree {
     /// Canonical description of the tree shape (for tests: structure independent of slot ids).
     #[cfg(test)]
     pub(crate) fn canonical(&self) -> String {
-        fn rec(t: &Tree, r: u32, out: &mut String) {
+        fn rec(t: &Tree, r: Ref, out: &mut String) {
             use std::fmt::Write;
             if r & LEAF != 0 {
                 let l = (r & !LEAF) as usize;
@@ -1177,7 +1196,7 @@ impl Tree {
     }
 
     #[allow(dead_code)]
-    pub(crate) fn parent_of(&self, r: u32) -> u32 {
+    pub(crate) fn parent_of(&self, r: Ref) -> Ref {
         self.ref_parent(r)
     }
 }
