@@ -77,24 +77,13 @@ impl Model {
     }
 
     /// Scores raw records, or names the first record with a value out of the model's range.
+    /// A single record (the endpoint's common request) goes down every tree at once
+    /// (`Forest::score_batch` does that below 16 rows).
     pub fn try_score_rows(
         &self,
         raw: &[f64],
         rows: usize,
     ) -> Result<Vec<f64>, (usize, usize, f64)> {
-        if rows == 1 {
-            // The common single-transaction request: no matrix, one tree walk per tree.
-            let mut x = [0f32; 64];
-            let dim = self.dim();
-            if dim <= x.len() {
-                let x = &mut x[..dim];
-                self.header.preprocessor.transform_row(&raw[..dim], x);
-                if let Some(j) = x.iter().position(|v| !v.is_finite()) {
-                    return Err((0, j, raw[j]));
-                }
-                return Ok(vec![self.forest.score(x)]);
-            }
-        }
         let x = self.try_transform(raw, rows)?;
         Ok(if rows >= 2048 {
             self.forest.score_batch_parallel(x.view(), 2)

@@ -79,9 +79,11 @@
 //!
 //! ## Speed
 //!
-//! Nodes are 32-byte records in a flat array (the descent reads 16 bytes of each: the cut and
+//! Nodes are 24-byte records in a flat array (the descent reads 12 bytes of each: the cut and
 //! both children, indexed by the comparison, so a level has no branch) with each box stored
-//! as contiguous `[min.., max..]` f32 values, read only on the climb. Walks move a level at a
+//! as contiguous `[min.., max..]` f32 values, read only on the climb. A tree holds at most
+//! 2048 samples, so node and leaf references and masses are 16-bit in memory (the file keeps
+//! 32-bit fields, and the loader refuses a reference beyond 16 bits). Walks move a level at a
 //! time: a pass takes every walk still inside its tree one step down, and the walks that
 //! reached a leaf leave the front by compaction, without a branch, so the steps of a pass
 //! are independent and their memory reads overlap (all points of a block down one tree in
