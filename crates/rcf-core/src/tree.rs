@@ -1,4 +1,4 @@
-//! One random cut tree: flat arrays of internal nodes (compact 32-byte structs plus a
+//! One random cut tree: flat arrays of internal nodes (compact 24-byte structs plus a
 //! contiguous `[min.., max..]` bounding box per node) and a slab of leaves (point + mass).
 //!
 //! Child and parent references are a [`Ref`]: an internal node index, or a leaf index with
@@ -537,10 +537,6 @@ impl Tree {
 
     fn alloc_leaf(&mut self, x: &[f32], mass: Mass, parent: Ref) -> Ref {
         let d = self.dim;
-        assert!(
-            self.leaf_mass.len() < MAX_REFS,
-            "a tree holds at most {MAX_REFS} leaves"
-        );
         if let Some(l) = self.free_leaves.pop() {
             let l = l as usize;
             self.leaf_points[l * d..(l + 1) * d].copy_from_slice(x);
@@ -549,6 +545,7 @@ impl Tree {
             l as Ref
         } else {
             let l = self.leaf_mass.len();
+            assert!(l < MAX_REFS, "a tree holds at most {MAX_REFS} leaves");
             self.leaf_points.extend_from_slice(x);
             self.leaf_mass.push(mass);
             self.leaf_parent.push(parent);
@@ -558,15 +555,12 @@ impl Tree {
 
     fn alloc_node(&mut self, node: Node) -> Ref {
         let d = self.dim;
-        assert!(
-            self.nodes.len() < MAX_REFS,
-            "a tree holds at most {MAX_REFS} nodes"
-        );
         if let Some(n) = self.free_nodes.pop() {
             self.nodes[n as usize] = node;
             n
         } else {
             let n = self.nodes.len();
+            assert!(n < MAX_REFS, "a tree holds at most {MAX_REFS} nodes");
             self.nodes.push(node);
             self.bounds.resize((n + 1) * 2 * d, 0.0);
             n as Ref
