@@ -284,7 +284,9 @@ pub(crate) fn walk_many<'a, const AVX: bool>(
     climb_many::<AVX>(n, &tree, points, stride, d, s, &mut done);
 }
 
-/// The descent of [`walk_many`] and [`descend_only`]: leaves `s.ends[..n]` set.
+/// The descent of [`walk_many`] and [`descend_only`]: leaves `s.ends[..n]` set. It first
+/// makes the checks [`descend_many`]'s unchecked reads rely on and puts every walk at its
+/// tree's root.
 #[inline(always)]
 fn descend<'a>(
     n: usize,
@@ -298,20 +300,6 @@ fn descend<'a>(
         s.ends.clear();
         return;
     }
-    prepare(n, tree, points, stride, d, s);
-    descend_many(tree, points, stride, s);
-}
-
-/// The checks [`descend_many`]'s unchecked reads rely on, and every walk at its tree's root.
-#[inline(always)]
-fn prepare<'a>(
-    n: usize,
-    tree: &impl Fn(usize) -> &'a Tree,
-    points: &[f32],
-    stride: usize,
-    d: usize,
-    s: &mut Walks,
-) {
     assert!(n < 1 << 31 && points.len() >= (n - 1) * stride + d);
     s.front.clear();
     s.ends.clear();
@@ -328,9 +316,10 @@ fn prepare<'a>(
             s.front.push(((w as u64) << 32) | t.root as u64);
         }
     }
+    descend_many(tree, points, stride, s);
 }
 
-/// The descent of [`walk_many`], after [`prepare`] (whose checks its reads rely on): leaves
+/// The descent of [`walk_many`], after [`descend`]'s checks (which its reads rely on): leaves
 /// `s.ends[w]` set for every walk.
 #[inline(always)]
 fn descend_many<'a>(
@@ -365,7 +354,7 @@ fn descend_levels<'a>(
             // SAFETY: `out <= i < live == front.len()`; `w < n == ends.len()`; the node
             // reference is an internal node of `tree(w)` (a tree's child references are
             // valid, and `front` only keeps internal ones); its cut dimension is below `d`
-            // (a tree invariant), and `w * stride + d <= points.len()` ([`prepare`]).
+            // (a tree invariant), and `w * stride + d <= points.len()` ([`descend`]).
             unsafe {
                 let f = *front.get_unchecked(i);
                 let w = (f >> 32) as usize;
