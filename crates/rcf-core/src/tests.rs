@@ -259,6 +259,25 @@ fn simd_kernel_is_bit_identical() {
             }
         }
     }
+    // The leaf comparison: equal points, one coordinate changed at every position (the
+    // vector blocks and the scalar tail), and -0 against 0 (equal, as f32 `==` says).
+    for d in 1..=40 {
+        let a: Vec<f32> = (0..d).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let mut b = a.clone();
+        assert!(tree::same_point::<false>(&a, &b));
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            assert!(tree::same_point::<true>(&a, &b), "d={d}");
+            for i in 0..d {
+                b[i] += 0.25;
+                assert!(!tree::same_point::<true>(&a, &b), "d={d} i={i}");
+                b[i] = a[i];
+            }
+            let zeros = vec![0.0f32; d];
+            let negs = vec![-0.0f32; d];
+            assert!(tree::same_point::<true>(&zeros, &negs), "d={d}");
+        }
+    }
     let data = lcg_data(500, 13, 3);
     let f = Forest::fit(data.view(), cfg(50, 64, 2)).unwrap();
     for row in data.outer_iter().take(50) {

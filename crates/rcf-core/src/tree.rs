@@ -213,6 +213,51 @@ pub(crate) fn outside_k<const AVX: bool>(lo: &[f32], hi: &[f32], x: &[f32]) -> f
     outside(lo, hi, x)
 }
 
+/// `a == b` elementwise (f32 `==`: `-0 == 0`, NaN never equal), through an AVX2 kernel when
+/// `AVX` (only ever set after runtime detection). A point that is its leaf's point compares
+/// every coordinate, so the check is vectorised rather than a scalar loop of two branches each.
+#[inline(always)]
+pub(crate) fn same_point<const AVX: bool>(a: &[f32], b: &[f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if AVX {
+            // SAFETY: AVX = true is only instantiated behind `is_x86_feature_detected!("avx2")`.
+            return unsafe { same_point_avx2(a, b) };
+        }
+    }
+    a == b
+}
+
+/// [`same_point`] with 256-bit vectors (`_CMP_EQ_OQ` is f32 `==`, lane by lane).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn same_point_avx2(a: &[f32], b: &[f32]) -> bool {
+    use std::arch::x86_64::*;
+    let d = a.len();
+    if b.len() != d {
+        return false;
+    }
+    let chunks = d / 8;
+    for c in 0..chunks {
+        // SAFETY: c * 8 + 8 <= d and both slices have length d.
+        let (u, v) = unsafe {
+            (
+                _mm256_loadu_ps(a.as_ptr().add(c * 8)),
+                _mm256_loadu_ps(b.as_ptr().add(c * 8)),
+            )
+        };
+        if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(u, v)) != 0xff {
+            return false;
+        }
+    }
+    let k = chunks * 8;
+    a[k..] == b[k..]
+}
+
 #[inline]
 fn range_of(lo: &[f32], hi: &[f32]) -> f64 {
     lo.iter().zip(hi).map(|(&a, &b)| b as f64 - a as f64).sum()
@@ -453,13 +498,14 @@ impl Tree {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.bounds.capacity() * 4
-            + self.free_nodes.capacity() * 4
-            + self.leaf_points.capacity() * 4
-            + self.leaf_mass.capacity() * 4
-            + self.leaf_parent.capacity() * 4
-            + self.free_leaves.capacity() * 4
+        use std::mem::size_of;
+        self.nodes.capacity() * size_of::<Node>()
+            + (self.bounds.capacity() + self.leaf_points.capacity()) * size_of::<f32>()
+            + self.leaf_mass.capacity() * size_of::<Mass>()
+            + (self.free_nodes.capacity()
+                + self.leaf_parent.capacity()
+                + self.free_leaves.capacity())
+                * size_of::<Ref>()
     }
 
     #[inline]
@@ -864,8 +910,9 @@ impl Tree {
     /// (`p = 0` there and above). `S` is carried as a fraction `num / den`,
     /// `S_k = (e / (k + 1) · den + r · num) / ((r + e) · den)`, so a level costs
     /// multiplications and the climb one division. Whether `x` is the leaf's point (the
-    /// "seen" term) is only asked when `x` lies inside the parent's box, which holds the
-    /// leaf's point: most unseen points skip the comparison.
+    /// "seen" term) is asked first, with one vector compare per 8 coordinates: an unseen
+    /// point usually differs in the first 8, and a seen one (a training row scored against
+    /// the trees that sampled it) then reads no box.
     #[inline(always)]
     pub(crate) fn score_from_leaf<const AVX: bool>(
         &self,
@@ -874,14 +921,12 @@ impl Tree {
         depth: usize,
     ) -> f64 {
         let d = self.dim;
-        let mut up = self.leaf_parent[l];
-        if up == NIL {
-            return if self.leaf_point(l) == x {
-                self.seen_score(l, depth)
-            } else {
-                inv_depth(depth)
-            };
+        // `x` equal to the leaf's point lies inside every box above it: the leaf term is the
+        // score, and no box is read.
+        if same_point::<AVX>(self.leaf_point(l), x) {
+            return self.seen_score(l, depth);
         }
+        let mut up = self.leaf_parent[l];
         let (mut num, mut den) = (inv_depth(depth), 1.0f64);
         let mut k = depth;
         while up != NIL {
@@ -889,9 +934,6 @@ impl Tree {
             let b = &self.bounds[i * 2 * d..(i + 1) * 2 * d];
             let e = outside_k::<AVX>(&b[..d], &b[d..], x);
             if e == 0.0 {
-                if k == depth && self.leaf_point(l) == x {
-                    return self.seen_score(l, depth);
-                }
                 break;
             }
             k -= 1;
