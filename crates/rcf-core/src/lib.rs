@@ -90,9 +90,10 @@
 //! [`Forest::score_batch`], one point down every tree in [`Forest::score`]). Each walk then
 //! climbs from its leaf, unless the point is the leaf's own point (a vector compare, asked
 //! first: a training row scored against a tree that sampled it reads no box), and stops at
-//! the first box that holds the point. Scoring allocates a few words per walk per call, never per point and
-//! tree, and uses an AVX2 kernel for the box distance when the CPU has it (with the same
-//! operation order as the portable code, so results do not depend on the CPU).
+//! the first box that holds the point. Scoring allocates a few words per walk per call, never
+//! per point and tree, and uses an AVX2 kernel for the box distance when the CPU has it
+//! (with the same operation order as the portable code, so results do not depend on the
+//! CPU).
 //! [`Forest::walk_stats`] reports the work per point and tree: nodes descended, boxes
 //! compared and bytes read.
 //!
