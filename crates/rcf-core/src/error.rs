@@ -13,6 +13,8 @@ pub enum RcfError {
     NoRows,
     /// Training data (or a forest) has zero feature dimensions.
     NoDimensions,
+    /// Training data (or a forest) has more feature dimensions than a cut can name.
+    TooManyDimensions { got: usize, max: usize },
     /// A training value or point is NaN or infinite.
     NonFinite {
         row: usize,
@@ -48,6 +50,11 @@ impl fmt::Display for RcfError {
             RcfError::NoDimensions => write!(
                 f,
                 "training data has no feature columns (`feature_dim` must be at least 1)"
+            ),
+            RcfError::TooManyDimensions { got, max } => write!(
+                f,
+                "training data has {got} feature columns, more than the {max} a model can hold: \
+                 reduce the features (e.g. drop or combine columns) in preprocessing"
             ),
             RcfError::NonFinite { row, column, value } => write!(
                 f,

@@ -14,7 +14,7 @@
 
 use crate::error::RcfError;
 use crate::rng::Pcg;
-use crate::tree::{Mass, Node, Ref, Tree, LEAF, MAX_REFS, NIL};
+use crate::tree::{Mass, Node, Ref, Tree, LEAF, MAX_DIM, MAX_REFS, NIL, NO_BOX};
 use crate::{Forest, ForestConfig, Reservoir, TreeState};
 
 pub(crate) const MAGIC: &[u8; 8] = b"RCFOREST";
@@ -43,6 +43,9 @@ impl W {
     fn f64(&mut self, v: f64) {
         self.u64(v.to_bits());
     }
+    fn f32(&mut self, v: f32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
     fn f32s(&mut self, v: &[f32]) {
         self.0.reserve(v.len() * 4);
         for x in v {
@@ -56,6 +59,37 @@ impl W {
             self.0.extend_from_slice(&x.to_le_bytes());
         }
     }
+}
+
+/// Gives every node of a decoded tree that has an internal child a box slot, filled from the
+/// file's per-node `boxes`; returns the cherries, whose stored boxes are left to be compared
+/// with their points once the tree is known to be sound. Free nodes (as listed) get none.
+fn take_boxes(t: &mut Tree, boxes: &[f32]) -> Vec<usize> {
+    let w = 2 * t.dim;
+    let mut free = vec![false; t.nodes.len()];
+    for &f in &t.free_nodes {
+        if let Some(x) = free.get_mut(f as usize) {
+            *x = true;
+        }
+    }
+    let mut cherries = Vec::new();
+    let stored = (0..t.nodes.len())
+        .filter(|&n| !free[n] && !t.is_cherry(n))
+        .count();
+    t.bounds = Vec::with_capacity(stored * w);
+    for n in 0..t.nodes.len() {
+        if free[n] {
+            continue;
+        }
+        if t.is_cherry(n) {
+            cherries.push(n);
+        } else {
+            // At most `nn <= cap <= 2048` slots: the `u16` holds them (and stays below NO_BOX).
+            t.nodes[n].slot = (t.bounds.len() / w) as u16;
+            t.bounds.extend_from_slice(&boxes[n * w..(n + 1) * w]);
+        }
+    }
+    cherries
 }
 
 pub(crate) fn encode(f: &Forest) -> Vec<u8> {
@@ -80,13 +114,34 @@ pub(crate) fn encode(f: &Forest) -> Vec<u8> {
         for n in &t.nodes {
             w.f64(n.range);
             w.0.extend_from_slice(&n.cut_val.to_le_bytes());
-            w.u32(n.cut_dim);
+            w.u32(n.cut_dim as u32);
             w.u32(ref_out(n.child[0]));
             w.u32(ref_out(n.child[1]));
             w.u32(ref_out(n.parent));
             w.u32(n.mass as u32);
         }
-        w.f32s(&t.bounds);
+        // Every node's box, as before boxes were shared out to slots: a cherry's is its two
+        // points', a free node's is zeros.
+        let d = t.dim;
+        let zeros = vec![0.0f32; d];
+        for (i, n) in t.nodes.iter().enumerate() {
+            if n.slot != NO_BOX {
+                let (lo, hi) = t.slot_box(n.slot);
+                w.f32s(lo);
+                w.f32s(hi);
+            } else if t.is_cherry(i) {
+                let b = t.node_box(i);
+                for k in 0..d {
+                    w.f32(b.lo(k));
+                }
+                for k in 0..d {
+                    w.f32(b.hi(k));
+                }
+            } else {
+                w.f32s(&zeros);
+                w.f32s(&zeros);
+            }
+        }
         w.u32s(&widen(&t.free_nodes));
         w.u64(t.leaf_mass.len() as u64);
         w.f32s(&t.leaf_points);
@@ -294,7 +349,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Forest, RcfError> {
     config
         .validate()
         .map_err(|e| RcfError::Corrupt(format!("stored configuration is invalid: {e}")))?;
-    if dim == 0 || dim > (1 << 24) {
+    if dim == 0 || dim > MAX_DIM as u64 {
         return Err(corrupt("stored dimension is out of range"));
     }
     let dim = dim as usize;
@@ -320,13 +375,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Forest, RcfError> {
             t.nodes.push(Node {
                 range: r.f64()?,
                 cut_val: r.f32()?,
-                cut_dim: r.u32()?,
+                cut_dim: u16::try_from(r.u32()?)
+                    .map_err(|_| corrupt("a cut dimension is out of range"))?,
+                slot: NO_BOX,
                 child: [ref_in(r.u32()?)?, ref_in(r.u32()?)?],
                 parent: ref_in(r.u32()?)?,
                 mass: mass_in(r.u32()?)?,
             });
         }
-        t.bounds = r.f32s(nn * 2 * dim)?;
+        let boxes = r.f32s(nn * 2 * dim)?;
         t.free_nodes = index_in(r.u32s("free node")?)?;
         let nl = r.count(4 * dim + 8, "leaf")?;
         if nl > cap {
@@ -344,7 +401,18 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Forest, RcfError> {
             .map(ref_in)
             .collect::<Result<_, _>>()?;
         t.free_leaves = index_in(r.u32s("free leaf")?)?;
+        let cherries = take_boxes(&mut t, &boxes);
         t.check().map_err(RcfError::Corrupt)?;
+        // A cherry's stored box must be its two points' (the check saw only the points).
+        for n in cherries {
+            let b = t.node_box(n);
+            let (lo, hi) = boxes[n * 2 * dim..(n + 1) * 2 * dim].split_at(dim);
+            if (0..dim).any(|i| lo[i] != b.lo(i) || hi[i] != b.hi(i)) {
+                return Err(corrupt(
+                    "bounding box differs from the union of its children",
+                ));
+            }
+        }
         let nh = r.count(12, "sample")?;
         if nh > cap {
             return Err(corrupt("more sampled points than num_samples_per_tree"));

@@ -257,6 +257,9 @@ pub struct WalkStats {
     /// Bounding boxes compared on the way back up, which stops at the first box holding the
     /// point.
     pub boxes_compared: f64,
+    /// Of those, cherries' boxes (a node whose children are both leaves stores no box): read
+    /// as the sibling leaf's point, `d` values instead of `2·d`.
+    pub pair_boxes: f64,
     /// Bytes read: the descent's part of each node, each compared box (`2·d` f32 values) and
     /// its stored range, and the leaf's point.
     pub bytes_per_tree: f64,
@@ -469,6 +472,12 @@ impl Forest {
         if dim == 0 {
             return Err(RcfError::NoDimensions);
         }
+        if dim > tree::MAX_DIM {
+            return Err(RcfError::TooManyDimensions {
+                got: dim,
+                max: tree::MAX_DIM,
+            });
+        }
         let trees = (0..config.num_trees)
             .map(|t| TreeState {
                 tree: Tree::new(dim),
@@ -494,6 +503,12 @@ impl Forest {
         }
         if n == 0 {
             return Err(RcfError::NoRows);
+        }
+        if d > tree::MAX_DIM {
+            return Err(RcfError::TooManyDimensions {
+                got: d,
+                max: tree::MAX_DIM,
+            });
         }
         for (r, row) in data.outer_iter().enumerate() {
             for (c, &v) in row.iter().enumerate() {
@@ -748,26 +763,30 @@ impl Forest {
             self.dim,
             "points have the wrong number of columns"
         );
-        let (mut walks, mut nodes, mut boxes) = (0u64, 0u64, 0u64);
+        let (mut walks, mut nodes, mut boxes, mut pairs) = (0u64, 0u64, 0u64, 0u64);
         let mut row = vec![0.0f32; self.dim];
         for p in points.outer_iter() {
             row.iter_mut().zip(p.iter()).for_each(|(a, &b)| *a = b);
             for ts in self.trees.iter().filter(|t| t.tree.root != NIL) {
-                let (n, b) = ts.tree.walk(&row);
+                let (n, b, p) = ts.tree.walk(&row);
                 walks += 1;
                 nodes += n as u64;
                 boxes += b as u64;
+                pairs += p as u64;
             }
         }
         let w = walks.max(1) as f64;
-        let (nodes, boxes) = (nodes as f64 / w, boxes as f64 / w);
-        let box_bytes = (2 * self.dim * 4) as f64;
+        let (nodes, boxes, pairs) = (nodes as f64 / w, boxes as f64 / w, pairs as f64 / w);
+        let (point_bytes, box_bytes) = ((self.dim * 4) as f64, (2 * self.dim * 4) as f64);
         WalkStats {
             nodes_descended: nodes,
             boxes_compared: boxes,
+            pair_boxes: pairs,
+            // A cherry's box is read as the sibling leaf's point.
             bytes_per_tree: nodes * tree::DESCENT_BYTES as f64
-                + boxes * (box_bytes + 8.0)
-                + (self.dim * 4) as f64,
+                + (boxes - pairs) * (box_bytes + 8.0)
+                + pairs * (point_bytes + 8.0)
+                + point_bytes,
         }
     }
 

@@ -259,6 +259,27 @@ fn simd_kernel_is_bit_identical() {
             }
         }
     }
+    // A cherry's box, given as its two points, against the same box written down.
+    for d in 1..=40 {
+        for _ in 0..50 {
+            let mut v = || ((rng.next_f64() - 0.5) * 8.0).round() as f32 * 0.25;
+            let a: Vec<f32> = (0..d).map(|_| v()).collect();
+            let b: Vec<f32> = (0..d).map(|_| v()).collect();
+            let x: Vec<f32> = (0..d).map(|_| v() * 1.5).collect();
+            let lo: Vec<f32> = a.iter().zip(&b).map(|(p, q)| p.min(*q)).collect();
+            let hi: Vec<f32> = a.iter().zip(&b).map(|(p, q)| p.max(*q)).collect();
+            let want = tree::outside(&lo, &hi, &x);
+            assert_eq!(
+                want.to_bits(),
+                tree::outside_pair_k::<false>(&a, &b, &x).to_bits()
+            );
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let got = tree::outside_pair_k::<true>(&a, &b, &x);
+                assert_eq!(want.to_bits(), got.to_bits(), "d={d}");
+            }
+        }
+    }
     // The leaf comparison: equal points, one coordinate changed at every position (the
     // vector blocks and the scalar tail), and -0 against 0 (equal, as f32 `==` says).
     for d in 1..=40 {
@@ -291,7 +312,6 @@ fn simd_kernel_is_bit_identical() {
 /// score bottom-up with the separation probability of each box, stopping once inside.
 fn reference_tree_score(t: &Tree, x: &[f32]) -> f64 {
     use tree::{LEAF, NIL};
-    let d = t.dim;
     let mut path = Vec::new();
     let mut cur = t.root;
     while cur & LEAF == 0 {
@@ -320,12 +340,12 @@ fn reference_tree_score(t: &Tree, x: &[f32]) -> f64 {
         if converged {
             break;
         }
-        let (lo, hi) = t.node_box(n);
+        let bx = t.node_box(n);
         let mut new_range = 0.0f64;
         let mut diff = 0.0f64;
-        for i in 0..d {
-            let (a, b) = (lo[i] as f64, hi[i] as f64);
-            let (na, nb) = (a.min(x[i] as f64), b.max(x[i] as f64));
+        for (i, &xi) in x.iter().enumerate() {
+            let (a, b) = (bx.lo(i) as f64, bx.hi(i) as f64);
+            let (na, nb) = (a.min(xi as f64), b.max(xi as f64));
             new_range += nb - na;
             diff += (nb - na) - (b - a);
         }
@@ -373,6 +393,27 @@ fn matches_a_bottom_up_reference_visitor() {
     check(&f);
 }
 
+/// A node whose children are both leaves (a cherry) stores no box: about a third of a random
+/// tree's nodes, so the box array is about two thirds of one box per node, and stays exact
+/// (no slot unused) after fit.
+#[test]
+fn cherries_store_no_box() {
+    let data = lcg_data(5000, 6, 9);
+    let f = Forest::fit(data.view(), cfg(50, 256, 3)).unwrap();
+    for ts in &f.trees {
+        let t = &ts.tree;
+        let cherries = (0..t.nodes.len()).filter(|&n| t.is_cherry(n)).count();
+        let boxes = t.bounds.len() / (2 * t.dim);
+        assert_eq!(boxes + cherries, t.nodes.len());
+        assert!(t.free_slots.is_empty() && t.bounds.capacity() == t.bounds.len());
+        assert!(
+            (60..=110).contains(&cherries),
+            "{cherries} cherries of {}",
+            t.nodes.len()
+        );
+    }
+}
+
 #[test]
 fn walk_stats_count_the_descent_and_the_climb() {
     // Every row is in every tree's sample: each lands on its own leaf and climbs no box.
@@ -386,9 +427,15 @@ fn walk_stats_count_the_descent_and_the_climb() {
     let far = Array2::from_elem((1, 4), 50.0f32);
     let out = f.walk_stats(far.view());
     assert_eq!(out.boxes_compared, out.nodes_descended);
+    // The first box above a leaf is a cherry's in some trees (read as the sibling's point, 16
+    // bytes and its range), never one above it.
+    assert!(out.pair_boxes > 0.0 && out.pair_boxes < 1.0, "{out:?}");
     assert_eq!(
         out.bytes_per_tree,
-        out.nodes_descended * (12.0 + 2.0 * 4.0 * 4.0 + 8.0) + 16.0
+        out.nodes_descended * 10.0
+            + (out.boxes_compared - out.pair_boxes) * (2.0 * 4.0 * 4.0 + 8.0)
+            + out.pair_boxes * (4.0 * 4.0 + 8.0)
+            + 16.0
     );
     // A point between the data (not a sample) stops climbing before the root.
     let mid = Array2::from_elem((1, 4), 0.01f32);

@@ -18,7 +18,14 @@ pub(crate) const LEAF: Ref = 1 << 15;
 pub(crate) const MAX_REFS: usize = (LEAF - 1) as usize;
 
 /// Bytes of a node the descent reads: the cut value and dimension and both children.
-pub(crate) const DESCENT_BYTES: usize = 12;
+pub(crate) const DESCENT_BYTES: usize = 10;
+
+/// The most dimensions a tree can cut on: a cut dimension is 16 bits.
+pub(crate) const MAX_DIM: usize = u16::MAX as usize;
+
+/// The box slot of a node that stores no box: a free node, or a *cherry* (both children are
+/// leaves), whose box is the two leaf points' and is computed where it is needed.
+pub(crate) const NO_BOX: u16 = u16::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
@@ -26,7 +33,10 @@ pub(crate) struct Node {
     /// Sum over dimensions of (max - min) of the node's bounding box, in f64.
     pub range: f64,
     pub cut_val: f32,
-    pub cut_dim: u32,
+    pub cut_dim: u16,
+    /// Where the node's box sits in `Tree::bounds` (in boxes of `2 * dim` floats), or
+    /// [`NO_BOX`].
+    pub slot: u16,
     /// Left (`x[cut_dim] <= cut_val`) then right child, indexable by the comparison.
     pub child: [Ref; 2],
     pub parent: Ref,
@@ -40,8 +50,11 @@ pub(crate) struct Tree {
     pub dim: usize,
     pub root: Ref,
     pub nodes: Vec<Node>,
-    /// `2 * dim` floats per node: the box minimum then the box maximum.
+    /// `2 * dim` floats per box slot (the box minimum then the box maximum): one slot per
+    /// internal node that has an internal child. A cherry's box is its two leaf points', so it
+    /// stores none (a third of the nodes of a random tree, and a third of the box memory).
     pub bounds: Vec<f32>,
+    pub free_slots: Vec<u16>,
     pub free_nodes: Vec<Ref>,
     /// `dim` floats per leaf.
     pub leaf_points: Vec<f32>,
@@ -211,6 +224,131 @@ pub(crate) fn outside_k<const AVX: bool>(lo: &[f32], hi: &[f32], x: &[f32]) -> f
         }
     }
     outside(lo, hi, x)
+}
+
+/// [`outside`] for the box of two points `a` and `b` (`[min(a, b), max(a, b)]` per
+/// coordinate), without writing the box down: the same operations in the same order, so the
+/// result is bit-identical to [`outside`] on that box.
+#[inline(always)]
+pub(crate) fn outside_pair(a: &[f32], b: &[f32], x: &[f32]) -> f32 {
+    let d = x.len();
+    let (a, b) = (&a[..d], &b[..d]);
+    let mut acc = [0.0f32; 8];
+    let mut ac = a.chunks_exact(8);
+    let mut bc = b.chunks_exact(8);
+    let mut xc = x.chunks_exact(8);
+    for ((u, v), p) in (&mut ac).zip(&mut bc).zip(&mut xc) {
+        for j in 0..8 {
+            let below = u[j].min(v[j]) - p[j];
+            let above = p[j] - u[j].max(v[j]);
+            let below = if below > 0.0 { below } else { 0.0 };
+            let above = if above > 0.0 { above } else { 0.0 };
+            acc[j] += below + above;
+        }
+    }
+    pair_finish(acc, ac.remainder(), bc.remainder(), xc.remainder())
+}
+
+/// The remainder of [`outside_pair`]: the pair's box of at most 7 coordinates, written down,
+/// then [`outside_finish`].
+#[inline(always)]
+fn pair_finish(acc: [f32; 8], ar: &[f32], br: &[f32], xr: &[f32]) -> f32 {
+    let (mut lo, mut hi) = ([0.0f32; 8], [0.0f32; 8]);
+    let r = xr.len();
+    for j in 0..r {
+        lo[j] = ar[j].min(br[j]);
+        hi[j] = ar[j].max(br[j]);
+    }
+    outside_finish(acc, &lo[..r], &hi[..r], xr)
+}
+
+/// [`outside_pair`] with 256-bit vectors (`minps`/`maxps` give the same box as `f32::min`
+/// and `f32::max` on finite points, up to the sign of a zero, which no sum here can see).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn outside_pair_avx2(a: &[f32], b: &[f32], x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let d = x.len();
+    let (a, b) = (&a[..d], &b[..d]);
+    let chunks = d / 8;
+    let zero = _mm256_setzero_ps();
+    let mut acc = zero;
+    for c in 0..chunks {
+        // SAFETY: c * 8 + 8 <= d and all three slices have length d.
+        let (u, v, p) = unsafe {
+            (
+                _mm256_loadu_ps(a.as_ptr().add(c * 8)),
+                _mm256_loadu_ps(b.as_ptr().add(c * 8)),
+                _mm256_loadu_ps(x.as_ptr().add(c * 8)),
+            )
+        };
+        let below = _mm256_max_ps(_mm256_sub_ps(_mm256_min_ps(u, v), p), zero);
+        let above = _mm256_max_ps(_mm256_sub_ps(p, _mm256_max_ps(u, v)), zero);
+        acc = _mm256_add_ps(acc, _mm256_add_ps(below, above));
+    }
+    let mut s = [0.0f32; 8];
+    // SAFETY: `s` holds 8 floats.
+    unsafe { _mm256_storeu_ps(s.as_mut_ptr(), acc) };
+    let k = chunks * 8;
+    pair_finish(s, &a[k..], &b[k..], &x[k..])
+}
+
+/// [`outside_pair`], through the AVX2 kernel when `AVX` (only ever set after runtime
+/// detection).
+#[inline(always)]
+pub(crate) fn outside_pair_k<const AVX: bool>(a: &[f32], b: &[f32], x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if AVX {
+            // SAFETY: AVX = true is only instantiated behind `is_x86_feature_detected!("avx2")`.
+            return unsafe { outside_pair_avx2(a, b, x) };
+        }
+    }
+    outside_pair(a, b, x)
+}
+
+/// A bounding box as the tree holds it: stored (a leaf's box is its point, `lo == hi`), or
+/// the box of a cherry's two leaf points.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BoxView<'a> {
+    Span(&'a [f32], &'a [f32]),
+    Pair(&'a [f32], &'a [f32]),
+}
+
+impl BoxView<'_> {
+    #[inline(always)]
+    pub(crate) fn lo(&self, i: usize) -> f32 {
+        match *self {
+            BoxView::Span(lo, _) => lo[i],
+            BoxView::Pair(a, b) => a[i].min(b[i]),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn hi(&self, i: usize) -> f32 {
+        match *self {
+            BoxView::Span(_, hi) => hi[i],
+            BoxView::Pair(a, b) => a[i].max(b[i]),
+        }
+    }
+
+    /// How far `x` lies outside the box ([`outside`]; bit-identical for both kinds).
+    #[inline(always)]
+    pub(crate) fn outside<const AVX: bool>(&self, x: &[f32]) -> f32 {
+        match *self {
+            BoxView::Span(lo, hi) => outside_k::<AVX>(lo, hi, x),
+            BoxView::Pair(a, b) => outside_pair_k::<AVX>(a, b, x),
+        }
+    }
+
+    /// Sum over dimensions of (max - min), in f64, in dimension order.
+    pub(crate) fn range(&self, d: usize) -> f64 {
+        (0..d).map(|i| self.hi(i) as f64 - self.lo(i) as f64).sum()
+    }
 }
 
 /// `a == b` elementwise (f32 `==`: `-0 == 0`, NaN never equal), through an AVX2 kernel when
@@ -488,6 +626,7 @@ impl Tree {
             root: NIL,
             nodes: Vec::new(),
             bounds: Vec::new(),
+            free_slots: Vec::new(),
             free_nodes: Vec::new(),
             leaf_points: Vec::new(),
             leaf_mass: Vec::new(),
@@ -502,6 +641,7 @@ impl Tree {
         self.nodes.capacity() * size_of::<Node>()
             + (self.bounds.capacity() + self.leaf_points.capacity()) * size_of::<f32>()
             + self.leaf_mass.capacity() * size_of::<Mass>()
+            + self.free_slots.capacity() * size_of::<u16>()
             + (self.free_nodes.capacity()
                 + self.leaf_parent.capacity()
                 + self.free_leaves.capacity())
@@ -513,20 +653,88 @@ impl Tree {
         &self.leaf_points[l * self.dim..(l + 1) * self.dim]
     }
 
+    /// The stored box in slot `s`.
     #[inline]
-    pub(crate) fn node_box(&self, n: usize) -> (&[f32], &[f32]) {
+    pub(crate) fn slot_box(&self, s: u16) -> (&[f32], &[f32]) {
         let d = self.dim;
-        self.bounds[n * 2 * d..(n + 1) * 2 * d].split_at(d)
+        let s = s as usize;
+        self.bounds[s * 2 * d..(s + 1) * 2 * d].split_at(d)
+    }
+
+    /// Box of internal node `n` (in use): its stored box, or a cherry's two points.
+    #[inline]
+    pub(crate) fn node_box(&self, n: usize) -> BoxView<'_> {
+        let node = &self.nodes[n];
+        if node.slot == NO_BOX {
+            let (a, b) = (node.child[0], node.child[1]);
+            debug_assert!(a & b & LEAF != 0, "only a cherry stores no box");
+            BoxView::Pair(
+                self.leaf_point((a & !LEAF) as usize),
+                self.leaf_point((b & !LEAF) as usize),
+            )
+        } else {
+            let (lo, hi) = self.slot_box(node.slot);
+            BoxView::Span(lo, hi)
+        }
     }
 
     /// Box of a child reference (a leaf's box is its point).
     #[inline]
-    pub(crate) fn ref_box(&self, r: Ref) -> (&[f32], &[f32]) {
+    pub(crate) fn ref_box(&self, r: Ref) -> BoxView<'_> {
         if r & LEAF != 0 {
             let p = self.leaf_point((r & !LEAF) as usize);
-            (p, p)
+            BoxView::Span(p, p)
         } else {
             self.node_box(r as usize)
+        }
+    }
+
+    /// Whether both children of node `n` are leaves (its box is then not stored).
+    #[inline]
+    pub(crate) fn is_cherry(&self, n: usize) -> bool {
+        let c = self.nodes[n].child;
+        c[0] != NIL && c[1] != NIL && c[0] & c[1] & LEAF != 0
+    }
+
+    /// A box slot for node `n`, filled with the union of its children's boxes, and the node's
+    /// range set from it.
+    fn store_box(&mut self, n: usize) {
+        let d = self.dim;
+        let s = match self.free_slots.pop() {
+            Some(s) => s,
+            None => {
+                let s = self.bounds.len() / (2 * d);
+                assert!(s < NO_BOX as usize, "a tree holds at most {NO_BOX} boxes");
+                self.bounds.resize((s + 1) * 2 * d, 0.0);
+                s as u16
+            }
+        };
+        self.nodes[n].slot = s;
+        let c = self.nodes[n].child;
+        let base = s as usize * 2 * d;
+        for i in 0..d {
+            let (a, b) = {
+                let (l, r) = (self.ref_box(c[0]), self.ref_box(c[1]));
+                (l.lo(i).min(r.lo(i)), l.hi(i).max(r.hi(i)))
+            };
+            self.bounds[base + i] = a;
+            self.bounds[base + d + i] = b;
+        }
+        let (lo, hi) = self.slot_box(s);
+        self.nodes[n].range = range_of(lo, hi);
+    }
+
+    /// Give node `n`'s box slot back (the last slot is dropped, any other is listed free).
+    fn drop_box(&mut self, n: usize) {
+        let d = self.dim;
+        let s = std::mem::replace(&mut self.nodes[n].slot, NO_BOX);
+        if s == NO_BOX {
+            return;
+        }
+        if (s as usize + 1) * 2 * d == self.bounds.len() {
+            self.bounds.truncate(s as usize * 2 * d);
+        } else {
+            self.free_slots.push(s);
         }
     }
 
@@ -589,7 +797,6 @@ impl Tree {
     }
 
     fn alloc_node(&mut self, node: Node) -> Ref {
-        let d = self.dim;
         if let Some(n) = self.free_nodes.pop() {
             self.nodes[n as usize] = node;
             n
@@ -597,7 +804,6 @@ impl Tree {
             let n = self.nodes.len();
             assert!(n < MAX_REFS, "a tree holds at most {MAX_REFS} nodes");
             self.nodes.push(node);
-            self.bounds.resize((n + 1) * 2 * d, 0.0);
             n as Ref
         }
     }
@@ -627,30 +833,34 @@ impl Tree {
                 return self.split(cur, parent, x, dim, c);
             }
             let n = cur as usize;
-            let (lo, hi) = self.node_box(n);
+            let b = self.node_box(n);
             let r = rng.next_f64();
-            let cut = choose_cut(d, |i| (lo[i].min(x[i]), hi[i].max(x[i])), r);
+            let cut = choose_cut(d, |i| (b.lo(i).min(x[i]), b.hi(i).max(x[i])), r);
             let (dim, c) = cut.expect("internal node has a positive range");
             let xv = x[dim];
-            if (xv <= c && c < lo[dim]) || (hi[dim] <= c && c < xv) {
+            if (xv <= c && c < b.lo(dim)) || (b.hi(dim) <= c && c < xv) {
                 return self.split(cur, parent, x, dim, c);
             }
-            // no separation: extend the box (if needed) and descend
-            let base = n * 2 * d;
-            let mut changed = false;
-            for (i, &xi) in x.iter().enumerate() {
-                if xi < self.bounds[base + i] {
-                    self.bounds[base + i] = xi;
-                    changed = true;
+            // No separation: extend the box (if needed) and descend. A cherry's box is its
+            // points': `x` joins it as a leaf below, and `split` then stores its box.
+            let slot = self.nodes[n].slot;
+            if slot != NO_BOX {
+                let base = slot as usize * 2 * d;
+                let mut changed = false;
+                for (i, &xi) in x.iter().enumerate() {
+                    if xi < self.bounds[base + i] {
+                        self.bounds[base + i] = xi;
+                        changed = true;
+                    }
+                    if xi > self.bounds[base + d + i] {
+                        self.bounds[base + d + i] = xi;
+                        changed = true;
+                    }
                 }
-                if xi > self.bounds[base + d + i] {
-                    self.bounds[base + d + i] = xi;
-                    changed = true;
+                if changed {
+                    let (lo, hi) = self.slot_box(slot);
+                    self.nodes[n].range = range_of(lo, hi);
                 }
-            }
-            if changed {
-                let (lo, hi) = self.node_box(n);
-                self.nodes[n].range = range_of(lo, hi);
             }
             let node = &mut self.nodes[n];
             node.mass += 1;
@@ -670,24 +880,14 @@ impl Tree {
         let n = self.alloc_node(Node {
             range: 0.0,
             cut_val: c,
-            cut_dim: dim as u32,
+            cut_dim: dim as u16,
+            slot: NO_BOX,
             child: [NIL, NIL],
             parent,
             mass,
         });
         let l = self.alloc_leaf(x, 1, n);
-        // bounds = box(cur) U x
-        let base = n as usize * 2 * d;
-        for (i, &xi) in x.iter().enumerate() {
-            let (lo, hi) = self.ref_box(cur);
-            let (a, b) = (lo[i].min(xi), hi[i].max(xi));
-            self.bounds[base + i] = a;
-            self.bounds[base + d + i] = b;
-        }
-        let (lo, hi) = self.node_box(n as usize);
-        let range = range_of(lo, hi);
         let node = &mut self.nodes[n as usize];
-        node.range = range;
         if x[dim] <= c {
             node.child[0] = l | LEAF;
             node.child[1] = cur;
@@ -695,8 +895,18 @@ impl Tree {
             node.child[0] = cur;
             node.child[1] = l | LEAF;
         }
+        // box = box(cur) U x: stored unless `cur` is a leaf (then `n` is a cherry)
+        if cur & LEAF != 0 {
+            self.nodes[n as usize].range = self.node_box(n as usize).range(d);
+        } else {
+            self.store_box(n as usize);
+        }
         self.set_parent(cur, n);
         self.replace_child(parent, cur, n);
+        // A cherry above `cur` now has an internal child: its box, `x` included, is stored.
+        if parent != NIL && self.nodes[parent as usize].slot == NO_BOX {
+            self.store_box(parent as usize);
+        }
         l
     }
 
@@ -731,6 +941,7 @@ impl Tree {
         let gp = node.parent;
         self.set_parent(sib, gp);
         self.replace_child(gp, p, sib);
+        self.drop_box(p as usize);
         self.free_nodes.push(p);
         let pn = &mut self.nodes[p as usize];
         pn.child[0] = NIL;
@@ -746,17 +957,33 @@ impl Tree {
         }
     }
 
-    /// Recompute a node's box as the union of its children's; returns whether it changed.
+    /// Recompute a node's box as the union of its children's; returns whether it changed. A
+    /// node whose children are now both leaves becomes a cherry and gives its slot back.
     fn recompute_box(&mut self, n: usize) -> bool {
         let d = self.dim;
         let node = self.nodes[n];
-        let base = n * 2 * d;
+        debug_assert_ne!(
+            node.slot, NO_BOX,
+            "a node above a deleted one has a stored box"
+        );
+        if self.is_cherry(n) {
+            let (lo, hi) = self.slot_box(node.slot);
+            let pair = match self.node_box_of_pair(n) {
+                BoxView::Pair(a, b) => (a, b),
+                BoxView::Span(..) => unreachable!("a cherry's box is a pair"),
+            };
+            let changed = (0..d)
+                .any(|i| lo[i] != pair.0[i].min(pair.1[i]) || hi[i] != pair.0[i].max(pair.1[i]));
+            self.drop_box(n);
+            self.nodes[n].range = self.node_box(n).range(d);
+            return changed;
+        }
+        let base = node.slot as usize * 2 * d;
         let mut changed = false;
         for i in 0..d {
             let (a, b) = {
-                let (llo, lhi) = self.ref_box(node.child[0]);
-                let (rlo, rhi) = self.ref_box(node.child[1]);
-                (llo[i].min(rlo[i]), lhi[i].max(rhi[i]))
+                let (l, r) = (self.ref_box(node.child[0]), self.ref_box(node.child[1]));
+                (l.lo(i).min(r.lo(i)), l.hi(i).max(r.hi(i)))
             };
             if self.bounds[base + i] != a {
                 self.bounds[base + i] = a;
@@ -768,10 +995,19 @@ impl Tree {
             }
         }
         if changed {
-            let (lo, hi) = self.node_box(n);
+            let (lo, hi) = self.slot_box(node.slot);
             self.nodes[n].range = range_of(lo, hi);
         }
         changed
+    }
+
+    /// The box of cherry `n`'s two points (whether or not a slot is still held).
+    fn node_box_of_pair(&self, n: usize) -> BoxView<'_> {
+        let c = self.nodes[n].child;
+        BoxView::Pair(
+            self.leaf_point((c[0] & !LEAF) as usize),
+            self.leaf_point((c[1] & !LEAF) as usize),
+        )
     }
 
     /// Build an empty tree from `n` points (`points` is `n * dim` floats) by recursive random
@@ -783,7 +1019,6 @@ impl Tree {
         let mut idx: Vec<u32> = (0..n as u32).collect();
         let mut leaf_of = vec![NIL; n];
         self.nodes.reserve(n.saturating_sub(1));
-        self.bounds.reserve(n.saturating_sub(1) * 2 * d);
         self.leaf_mass.reserve(n);
         self.leaf_parent.reserve(n);
         self.leaf_points.reserve(n * d);
@@ -793,6 +1028,8 @@ impl Tree {
             self.root = self.build_rec(points, &mut idx, NIL, rng, &mut leaf_of, &mut lo, &mut hi);
             self.mass = n as u32;
         }
+        // The boxes grew by doubling; cherries gave theirs back as they were built.
+        self.bounds.shrink_to_fit();
         leaf_of
     }
 
@@ -831,17 +1068,24 @@ impl Tree {
             }
             return l | LEAF;
         };
+        // The box is kept in a slot until the children show whether the node is a cherry
+        // (`lo` and `hi` are reused below).
+        let slot = self.bounds.len() / (2 * d);
+        assert!(
+            slot < NO_BOX as usize,
+            "a tree holds at most {NO_BOX} boxes"
+        );
+        self.bounds.extend_from_slice(lo);
+        self.bounds.extend_from_slice(hi);
         let n = self.alloc_node(Node {
             range: range_of(lo, hi),
             cut_val: c,
-            cut_dim: dim as u32,
+            cut_dim: dim as u16,
+            slot: slot as u16,
             child: [NIL, NIL],
             parent,
             mass: idx.len() as Mass,
         });
-        let base = n as usize * 2 * d;
-        self.bounds[base..base + d].copy_from_slice(lo);
-        self.bounds[base + d..base + 2 * d].copy_from_slice(hi);
         // partition: x[dim] <= c to the left
         let mut split = 0;
         for j in 0..idx.len() {
@@ -857,6 +1101,10 @@ impl Tree {
         let node = &mut self.nodes[n as usize];
         node.child[0] = left;
         node.child[1] = right;
+        if left & right & LEAF != 0 {
+            // A cherry: nothing was allocated since its slot, the last one, which goes.
+            self.drop_box(n as usize);
+        }
         n
     }
 
@@ -877,8 +1125,8 @@ impl Tree {
     }
 
     /// What [`Tree::raw_score`] reads for `x`: (internal nodes descended, boxes compared on
-    /// the climb).
-    pub(crate) fn walk(&self, x: &[f32]) -> (usize, usize) {
+    /// the climb, of which cherries' boxes, read as the sibling leaf's point).
+    pub(crate) fn walk(&self, x: &[f32]) -> (usize, usize, usize) {
         let mut cur = self.root;
         let mut depth = 0usize;
         while cur & LEAF == 0 {
@@ -892,16 +1140,17 @@ impl Tree {
         } else {
             self.leaf_parent[l]
         };
-        let mut boxes = 0;
+        let (mut boxes, mut pairs) = (0, 0);
         while up != NIL {
             boxes += 1;
-            let (lo, hi) = self.node_box(up as usize);
-            if outside(lo, hi, x) == 0.0 {
+            let b = self.node_box(up as usize);
+            pairs += matches!(b, BoxView::Pair(..)) as usize;
+            if b.outside::<false>(x) == 0.0 {
                 break;
             }
             up = self.nodes[up as usize].parent;
         }
-        (depth, boxes)
+        (depth, boxes, pairs)
     }
 
     /// The score of `x` from leaf `l`, reached at depth `depth`: the leaf's term `S_h`, then
@@ -929,15 +1178,34 @@ impl Tree {
         let mut up = self.leaf_parent[l];
         let (mut num, mut den) = (inv_depth(depth), 1.0f64);
         let mut k = depth;
+        if up != NIL {
+            // The parent may be a cherry, the only node of the climb that can be one: its box
+            // is the leaf's point (read above) and the sibling leaf's.
+            let node = &self.nodes[up as usize];
+            if node.slot == NO_BOX {
+                let sib = node.child[0] ^ node.child[1] ^ (l as Ref | LEAF);
+                let e = outside_pair_k::<AVX>(
+                    self.leaf_point(l),
+                    self.leaf_point((sib & !LEAF) as usize),
+                    x,
+                );
+                if e == 0.0 {
+                    return num / den;
+                }
+                k -= 1;
+                (num, den) = climb_step(num, den, e as f64, k, node.range);
+                up = node.parent;
+            }
+        }
         while up != NIL {
-            let i = up as usize;
-            let b = &self.bounds[i * 2 * d..(i + 1) * 2 * d];
+            let node = &self.nodes[up as usize];
+            let s = node.slot as usize;
+            let b = &self.bounds[s * 2 * d..(s + 1) * 2 * d];
             let e = outside_k::<AVX>(&b[..d], &b[d..], x);
             if e == 0.0 {
                 break;
             }
             k -= 1;
-            let node = &self.nodes[i];
             (num, den) = climb_step(num, den, e as f64, k, node.range);
             up = node.parent;
         }
@@ -983,20 +1251,19 @@ impl Tree {
         while cur & LEAF == 0 {
             let n = cur as usize;
             let node = &self.nodes[n];
-            let b = &self.bounds[n * 2 * d..(n + 1) * 2 * d];
-            let (lo, hi) = b.split_at(d);
-            let e = outside(lo, hi, x) as f64;
+            let b = self.node_box(n);
+            let e = b.outside::<false>(x) as f64;
             if e > 0.0 {
                 let p = e / (node.range + e);
                 let contrib = rem * p * score_unseen(depth) * norm;
                 let mut sum = 0.0f64;
-                for i in 0..d {
-                    sum += (lo[i] - x[i]).max(0.0) as f64 + (x[i] - hi[i]).max(0.0) as f64;
+                for (i, &xi) in x.iter().enumerate() {
+                    sum += (b.lo(i) - xi).max(0.0) as f64 + (xi - b.hi(i)).max(0.0) as f64;
                 }
                 let f = contrib / sum;
                 for i in 0..d {
-                    let below = (lo[i] - x[i]).max(0.0) as f64;
-                    let above = (x[i] - hi[i]).max(0.0) as f64;
+                    let below = (b.lo(i) - x[i]).max(0.0) as f64;
+                    let above = (x[i] - b.hi(i)).max(0.0) as f64;
                     low[i] += f * below;
                     high[i] += f * above;
                 }
@@ -1035,10 +1302,10 @@ impl Tree {
                 } else {
                     nd.child[0]
                 };
-                let (blo, bhi) = self.ref_box(sib);
+                let b = self.ref_box(sib);
                 for i in 0..d {
-                    slo[i] = slo[i].min(blo[i]);
-                    shi[i] = shi[i].max(bhi[i]);
+                    slo[i] = slo[i].min(b.lo(i));
+                    shi[i] = shi[i].max(b.hi(i));
                 }
                 let mut range = 0.0f64;
                 let mut ext = 0.0f64;
@@ -1090,9 +1357,13 @@ impl Tree {
     /// Structural check (used after deserialisation and in tests). Returns a reason on failure.
     pub(crate) fn check(&self) -> Result<(), String> {
         let d = self.dim;
-        if self.bounds.len() != self.nodes.len() * 2 * d {
-            return Err("bounding-box array length does not match the node count".into());
+        if !self.bounds.len().is_multiple_of(2 * d)
+            || self.bounds.len() / (2 * d) >= NO_BOX as usize
+        {
+            return Err("bounding-box array length is not a whole number of boxes".into());
         }
+        let slots = self.bounds.len() / (2 * d);
+        let mut slot_used = vec![false; slots];
         if self.leaf_points.len() != self.leaf_mass.len() * d
             || self.leaf_parent.len() != self.leaf_mass.len()
         {
@@ -1133,6 +1404,18 @@ impl Tree {
                     if node.child[0] == NIL || node.child[1] == NIL {
                         return Err("internal node is missing a child".into());
                     }
+                    if self.is_cherry(n) != (node.slot == NO_BOX) {
+                        return Err(
+                            "a node stores a box exactly when it has an internal child".into()
+                        );
+                    }
+                    if node.slot != NO_BOX {
+                        let s = node.slot as usize;
+                        if s >= slots || slot_used[s] {
+                            return Err("box slot out of range or shared".into());
+                        }
+                        slot_used[s] = true;
+                    }
                     stack.push((node.child[0], r));
                     stack.push((node.child[1], r));
                 }
@@ -1146,19 +1429,18 @@ impl Tree {
                 if m != node.mass as u64 {
                     return Err("node mass differs from the sum of its children".into());
                 }
-                let (lo, hi) = self.node_box(n);
-                let (llo, lhi) = self.ref_box(node.child[0]);
-                let (rlo, rhi) = self.ref_box(node.child[1]);
+                let b = self.node_box(n);
+                let (l, r) = (self.ref_box(node.child[0]), self.ref_box(node.child[1]));
                 for i in 0..d {
-                    if lo[i] != llo[i].min(rlo[i]) || hi[i] != lhi[i].max(rhi[i]) {
+                    if b.lo(i) != l.lo(i).min(r.lo(i)) || b.hi(i) != l.hi(i).max(r.hi(i)) {
                         return Err("bounding box differs from the union of its children".into());
                     }
                 }
                 let cd = node.cut_dim as usize;
-                if !(lhi[cd] <= node.cut_val && node.cut_val < rlo[cd]) {
+                if !(l.hi(cd) <= node.cut_val && node.cut_val < r.lo(cd)) {
                     return Err("a cut does not separate its children".into());
                 }
-                let range = range_of(lo, hi);
+                let range = b.range(d);
                 if range != node.range || range <= 0.0 || !range.is_finite() {
                     return Err("stored box range is inconsistent".into());
                 }
@@ -1173,7 +1455,20 @@ impl Tree {
             if f >= self.nodes.len() || seen_node[f] || free_node[f] {
                 return Err("free node list is invalid".into());
             }
+            if self.nodes[f].slot != NO_BOX {
+                return Err("a free node holds a box slot".into());
+            }
             free_node[f] = true;
+        }
+        for &s in &self.free_slots {
+            let s = s as usize;
+            if s >= slots || slot_used[s] {
+                return Err("free box slot list is invalid".into());
+            }
+            slot_used[s] = true;
+        }
+        if slot_used.iter().any(|u| !u) {
+            return Err("a box slot is neither used nor free".into());
         }
         let mut free_leaf = vec![false; self.leaf_mass.len()];
         for &f in &self.free_leaves {
@@ -1201,7 +1496,9 @@ impl Tree {
                 let _ = write!(out, "L{:?}x{}", t.leaf_point(l), t.leaf_mass[l]);
             } else {
                 let n = t.nodes[r as usize];
-                let (lo, hi) = t.node_box(r as usize);
+                let b = t.node_box(r as usize);
+                let lo: Vec<f32> = (0..t.dim).map(|i| b.lo(i)).collect();
+                let hi: Vec<f32> = (0..t.dim).map(|i| b.hi(i)).collect();
                 let _ = write!(
                     out,
                     "N({} {} m{} {:?} {:?} ",
